@@ -1,0 +1,1 @@
+"""The Faust application and its thin adapters onto :mod:`pipeline`."""

@@ -1,0 +1,130 @@
+"""PostgreSQL access: one asyncpg pool, its codecs, and error translation.
+
+asyncpg exceptions are translated here into :mod:`pipeline.errors`: connection
+loss and server shutdown are transient (pause and retry), data and constraint
+errors are ``WriteRejected`` (dead-letter the record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+
+from pipeline.errors import DatabaseUnavailable, TransientError, WriteRejected
+from schemas.canonical import GeoPoint
+
+log = logging.getLogger(__name__)
+
+_EWKB_POINT_SRID = struct.Struct("<BIIdd")
+_WKB_POINT = 0x20000001  # Point with the SRID flag set
+
+
+def encode_point(point: GeoPoint | tuple[float, float] | None) -> bytes | None:
+    """EWKB of a WGS 84 point, the binary wire format of PostGIS geography."""
+    if point is None:
+        return None
+    return _EWKB_POINT_SRID.pack(1, _WKB_POINT, 4326, point[0], point[1])
+
+
+def decode_point(data: bytes) -> GeoPoint | None:
+    if len(data) < 21:
+        return None
+    endian = "<" if data[0] == 1 else ">"
+    (kind,) = struct.unpack_from(endian + "I", data, 1)
+    offset = 9 if kind & 0x20000000 else 5
+    lon, lat = struct.unpack_from(endian + "dd", data, offset)
+    return GeoPoint(lon, lat)
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + orjson.dumps(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb, format="binary"
+    )
+    await conn.set_type_codec(
+        "geography", schema="public", encoder=encode_point, decoder=decode_point, format="binary"
+    )
+
+
+TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "58", "40")
+
+
+def translate(exc: BaseException) -> Exception:
+    """Map a driver exception to a pipeline error (transient or rejected)."""
+    if isinstance(exc, TransientError | WriteRejected):
+        return exc
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", "") or ""
+        if state[:2] in TRANSIENT_SQLSTATE_CLASSES:
+            return DatabaseUnavailable(f"database error {state}: {exc}")
+        return WriteRejected(f"database rejected the row ({state}): {str(exc)[:300]}")
+    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | ConnectionError):
+        return DatabaseUnavailable(f"database connection failed: {exc}")
+    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+class Database:
+    """Owns the connection pool; ``start``/``close``/``health`` like every component."""
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 6) -> None:
+        self._dsn = dsn
+        self._min = min_size
+        self._max = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    async def start(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=self._min,
+                max_size=self._max,
+                init=_init_connection,
+                command_timeout=60,
+                timeout=10,
+            )
+        except Exception as exc:
+            raise translate(exc) from exc
+
+    async def close(self, timeout: float = 10.0) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout)
+            except (TimeoutError, asyncpg.PostgresError, OSError):
+                pool.terminate()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise DatabaseUnavailable("database pool is not started")
+        return self._pool
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self.pool.acquire(timeout=30) as conn:
+                yield conn
+        except (asyncpg.PostgresError, OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+            raise translate(exc) from exc
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            async with self.connection() as conn:
+                await conn.fetchval("SELECT 1")
+            return {"ok": True}
+        except Exception as exc:
+            return {"ok": False, "error": str(translate(exc))[:200]}

@@ -1,0 +1,208 @@
+"""Steps every decoder shares (docs/formats.md 0.1): envelope checks, strict
+text and JSON, timestamps, NUL, external ids, device UUIDs.
+
+All functions are pure and raise :mod:`pipeline.errors` input errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import unicodedata
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import pydantic
+
+from pipeline.errors import DecodeError, ValidationError
+from schemas.intents import Discard
+from schemas.records import RawRecord
+
+DEFAULT_MAX_MESSAGE_BYTES: Final = 1_048_576
+MAX_JSON_DEPTH: Final = 32
+MAX_EXTERNAL_ID: Final = 255
+#: uuid5(NAMESPACE_URL, "https://eriop.invalid/ns/device"); must never change.
+NS_DEVICE: Final = uuid.UUID("891b20ae-1d15-5f43-83a2-77ea0db59f7a")
+_EPOCH_MS_THRESHOLD: Final = 10**11
+_UUID_RE: Final = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+def envelope(record: RawRecord, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> bytes | Discard:
+    """Steps 1-2: tombstones are skipped, empty values and oversize rejected."""
+    value = record.value
+    if value is None:
+        return Discard("tombstone")
+    if len(value) == 0:
+        raise DecodeError("unknown_format", "empty message value")
+    if len(value) > max_bytes:
+        raise DecodeError(
+            "oversize", f"value of {len(value)} bytes exceeds max_message_bytes {max_bytes}"
+        )
+    return value
+
+
+def to_text(data: bytes) -> str:
+    """Step 3: strict UTF-8, a leading BOM dropped."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError("not_utf8", f"invalid UTF-8 at byte {exc.start}") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValidationError("invalid_value", f"JSON constant {name} is not allowed")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise DecodeError("not_json", f"duplicate JSON key {k[:40]!r}")
+        out[k] = v
+    return out
+
+
+def _nesting_depth_exceeds(text: str, limit: int) -> bool:
+    """Bracket depth outside strings, checked before parsing so a deep document
+    cannot exhaust the parser's recursion."""
+    depth = 0
+    in_str = False
+    escape = False
+    for ch in text:
+        if in_str:
+            if escape:
+                escape = False
+            elif ch == "\\":
+                escape = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif ch in "]}":
+            depth -= 1
+    return False
+
+
+def parse_json(text: str) -> Any:
+    """Step 4 for JSON: strict (no duplicate keys, depth <= 32, no NaN/Infinity)."""
+    if ("[" in text or "{" in text) and text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        if _nesting_depth_exceeds(text, MAX_JSON_DEPTH):
+            raise DecodeError("not_json", f"JSON nesting deeper than {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise DecodeError("not_json", f"invalid JSON: {exc.msg} at char {exc.pos}") from None
+    except RecursionError:
+        raise DecodeError("not_json", "JSON nesting too deep") from None
+
+
+def check_no_nul(value: Any, where: str = "message") -> None:
+    """U+0000 anywhere in a string (or a key) is ``nul_in_text``."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                raise ValidationError("nul_in_text", f"NUL character in {where}")
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                if "\x00" in k:
+                    raise ValidationError("nul_in_text", f"NUL character in a key of {where}")
+                stack.append(item)
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+def parse_timestamp(value: Any, field: str) -> datetime:
+    """Text with an offset, or epoch seconds / milliseconds (>= 1e11 is ms)."""
+    if isinstance(value, bool):
+        raise ValidationError("invalid_value", f"{field}: a boolean is not a timestamp")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ValidationError("invalid_value", f"{field}: not a finite number")
+        seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValidationError("value_out_of_range", f"{field}: epoch out of range") from None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError("invalid_value", f"{field}: unparseable time {text[:40]!r}") from None
+        if dt.tzinfo is None:
+            raise ValidationError("invalid_value", f"{field}: time has no UTC offset")
+        return dt.astimezone(UTC)
+    raise ValidationError("invalid_value", f"{field}: expected a timestamp")
+
+
+def iso_utc(dt: datetime) -> str:
+    """ISO 8601 in UTC with ``Z``; microseconds only when present."""
+    dt = dt.astimezone(UTC)
+    text = dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def external_id(raw: str) -> str:
+    """NFC-normalised and trimmed; above 255 chars the ``sha256:`` form."""
+    text = unicodedata.normalize("NFC", raw).strip()
+    if len(text) > MAX_EXTERNAL_ID:
+        return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return text
+
+
+def cut(text: str, limit: int) -> str:
+    """Cut generated text at a code-point boundary."""
+    return text if len(text) <= limit else text[:limit]
+
+
+def device_uuid(ref: str) -> tuple[uuid.UUID, str | None]:
+    """docs/formats.md 5.4: a canonical UUID lower-cased, anything else uuid5.
+
+    Returns the UUID and the original reference when it was mapped (for
+    ``metadata.device_ref``), else None.
+    """
+    if _UUID_RE.match(ref):
+        return uuid.UUID(ref.lower()), None
+    norm = unicodedata.normalize("NFC", ref).strip()
+    return uuid.uuid5(NS_DEVICE, norm), norm
+
+
+_PYDANTIC_CODES: Final = {
+    "missing": "missing_field",
+    "too_long": "value_out_of_range",
+    "too_short": "missing_field",
+    "string_too_long": "value_out_of_range",
+    "string_too_short": "missing_field",
+    "greater_than": "value_out_of_range",
+    "greater_than_equal": "value_out_of_range",
+    "less_than": "value_out_of_range",
+    "less_than_equal": "value_out_of_range",
+    "finite_number": "invalid_value",
+}
+
+
+def from_pydantic(exc: pydantic.ValidationError, what: str) -> ValidationError:
+    """Translate the first pydantic error into our code and a reason naming the field.
+
+    A custom validator may raise :class:`ValidationError` itself; pydantic wraps
+    it, and it is unwrapped here so its own code wins.
+    """
+    err = exc.errors()[0]
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, ValidationError):
+        return ctx_error
+    loc = ".".join(str(p) for p in err["loc"]) or what
+    code = _PYDANTIC_CODES.get(err["type"], "invalid_value")
+    return ValidationError(code, f"{what}.{loc}: {err['msg']}")

@@ -1,0 +1,1 @@
+"""Per-topic decoders: raw Kafka records in, intents or canonical records out."""

@@ -1,0 +1,117 @@
+"""The pipeline's one error hierarchy.
+
+::
+
+    EriopError                      (error_code, retryable, stage)
+    ├── InputError                  the message itself is bad: dead-letter it, never retry
+    │   ├── DecodeError             stage "decode":    oversize, not_utf8, not_json, ...
+    │   ├── ValidationError         stage "validate":  missing_field, invalid_value, ...
+    │   ├── NormalizeError          stage "normalize": unknown_device
+    │   └── WriteRejected           stage "write":     the database refused the row for good
+    ├── TransientError              a dependency is down or slow: pause, back off, retry
+    │   ├── DatabaseUnavailable
+    │   ├── RedisUnavailable
+    │   └── BrokerUnavailable
+    └── ConfigError                 the operator's settings are wrong: refuse to start
+
+Third-party exceptions are translated into these at the adapter that meets them
+(the sinks and the broker adapters), nowhere else. ``error_code`` is a short,
+low-cardinality string that is safe as a metric label; ``reason`` is for humans
+and never carries a key, a secret or decrypted text.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final, Literal
+
+Stage = Literal["decode", "validate", "normalize", "write"]
+
+#: Every code a dead letter may carry (docs/formats.md section 7), with its stage.
+ERROR_CODES: Final[dict[str, Stage | None]] = {
+    "oversize": "decode",
+    "not_utf8": "decode",
+    "not_json": "decode",
+    "not_xml": "decode",
+    "unknown_format": "decode",
+    "bad_checksum": "decode",
+    "encrypted_no_key": "decode",
+    "decrypt_failed": "decode",
+    "missing_field": "validate",
+    "invalid_value": "validate",
+    "value_out_of_range": "validate",
+    "timestamp_out_of_window": "validate",
+    "nul_in_text": "validate",
+    "unknown_device": "normalize",
+    "write_rejected": "write",
+    "internal_error": None,
+}
+
+MAX_REASON_CHARS: Final = 500
+
+
+class EriopError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+    retryable: ClassVar[bool] = False
+    error_code: str = "internal_error"
+
+    def __init__(self, reason: str, *, error_code: str | None = None) -> None:
+        if error_code is not None:
+            self.error_code = error_code
+        self.reason = reason[:MAX_REASON_CHARS]
+        super().__init__(self.reason)
+
+
+class InputError(EriopError):
+    """The message cannot become a record; it goes to the dead-letter topic."""
+
+    stage: ClassVar[Stage] = "decode"
+
+    def __init__(self, error_code: str, reason: str) -> None:
+        if error_code not in ERROR_CODES:
+            raise ValueError(f"unknown error code {error_code!r}")
+        super().__init__(reason, error_code=error_code)
+
+
+class DecodeError(InputError):
+    stage: ClassVar[Stage] = "decode"
+
+
+class ValidationError(InputError):
+    stage: ClassVar[Stage] = "validate"
+
+
+class NormalizeError(InputError):
+    stage: ClassVar[Stage] = "normalize"
+
+
+class WriteRejected(InputError):
+    stage: ClassVar[Stage] = "write"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("write_rejected", reason)
+
+
+class TransientError(EriopError):
+    """A dependency failed in a way that a later attempt may not."""
+
+    retryable: ClassVar[bool] = True
+    error_code = "dependency_unavailable"
+
+
+class DatabaseUnavailable(TransientError):
+    error_code = "database_unavailable"
+
+
+class RedisUnavailable(TransientError):
+    error_code = "redis_unavailable"
+
+
+class BrokerUnavailable(TransientError):
+    error_code = "broker_unavailable"
+
+
+class ConfigError(EriopError):
+    """Settings or environment that the worker must not run with."""
+
+    error_code = "config_error"

@@ -1,0 +1,82 @@
+"""Geofence enter/leave detection for moving resources.
+
+The set of fences a resource is inside is kept in memory and mirrored in its
+Redis hash (field ``geofences``), so a restarted worker does not announce every
+resource as entering the fences it was already in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pipeline import metrics
+from pipeline.decode import iso_utc
+from pipeline.errors import TransientError
+from pipeline.geo import GeoIndex
+from pipeline.sinks.redis_live import RedisLive, resource_key
+
+
+class GeofenceTracker:
+    def __init__(self, geo: GeoIndex, live: RedisLive) -> None:
+        self._geo = geo
+        self._live = live
+        self._inside: dict[str, frozenset[str]] = {}
+
+    async def prime(self, resource_ids: Sequence[str]) -> None:
+        unknown = [r for r in resource_ids if r not in self._inside]
+        if not unknown:
+            return
+        try:
+            hashes = await self._live.hgetall_many([resource_key(r) for r in unknown])
+        except TransientError:
+            return
+        for rid, h in zip(unknown, hashes, strict=True):
+            if "geofences" in h:
+                self._inside[rid] = frozenset(x for x in h["geofences"].split(",") if x)
+
+    def transitions(
+        self, resource_id: str, lon: float, lat: float, when: datetime
+    ) -> tuple[list[dict[str, Any]], frozenset[str]]:
+        """Events for fences entered and left by a move, and the new inside-set."""
+        fences = {f.id: f for f in self._geo.containing(lon, lat)}
+        now_inside = frozenset(fences)
+        before = self._inside.get(resource_id)
+        self._inside[resource_id] = now_inside
+        if before is None or before == now_inside:
+            return [], now_inside
+        events = []
+        for fid in sorted(now_inside - before):
+            f = fences[fid]
+            events.append(_event("enter", resource_id, fid, f.name, f.kind, lon, lat, when))
+        for fid in sorted(before - now_inside):
+            events.append(_event("leave", resource_id, fid, None, None, lon, lat, when))
+        for e in events:
+            metrics.GEOFENCE_EVENTS.labels(e["transition"]).inc()
+        return events, now_inside
+
+    def reset(self) -> None:
+        self._inside.clear()
+
+
+def _event(
+    transition: str,
+    resource_id: str,
+    fence_id: str,
+    name: str | None,
+    kind: str | None,
+    lon: float,
+    lat: float,
+    when: datetime,
+) -> dict[str, Any]:
+    return {
+        "event": f"geofence.{transition}",
+        "transition": transition,
+        "resource_id": resource_id,
+        "geofence_id": fence_id,
+        "name": name,
+        "kind": kind,
+        "location": {"lon": lon, "lat": lat},
+        "time": iso_utc(when),
+    }

@@ -1,0 +1,163 @@
+"""The alert path: decode, enrich, deduplicate and store a batch of alert
+records, then hand new alerts to the outbox relay.
+
+Offsets advance in the same transaction as the rows (``ingest_offsets``), and
+dead letters are acknowledged by the broker before that transaction, so a
+crash at any instant loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from pipeline import metrics
+from pipeline.decoders.alarm import decode_alarm
+from pipeline.decoders.alert_json import decode_alert_json
+from pipeline.decoders.axis import AxisEdgeTracker, parse_axis
+from pipeline.decoders.cap import decode_cap
+from pipeline.dlq import DeadLetterPublisher
+from pipeline.errors import TransientError
+from pipeline.geo import GeoIndex, enrich_alert
+from pipeline.ingest_common import Retrier, dead_letter_for, next_offsets, publish_dead_letters
+from pipeline.settings import Settings
+from pipeline.sinks.alerts_pg import AlertStore, RecordRejected
+from pipeline.sinks.axis_state import BufferedAxisState
+from pipeline.sinks.outbox import OutboxRelay
+from pipeline.sinks.redis_live import RedisLive
+from schemas.dead_letter import DeadLetter
+from schemas.intents import Discard, Intent, SetRedis, StoreAlert
+from schemas.records import RawRecord
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AlertIngestor:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: AlertStore,
+        dlq: DeadLetterPublisher,
+        live: RedisLive,
+        relay: OutboxRelay,
+        axis: AxisEdgeTracker,
+        axis_state: BufferedAxisState,
+        geo: GeoIndex,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._dlq = dlq
+        self._live = live
+        self._relay = relay
+        self._axis = axis
+        self._axis_state = axis_state
+        self._geo = geo
+        self._clock = clock
+        self.retrier = Retrier("alerts")
+
+    async def decode(self, record: RawRecord, now: datetime) -> list[Intent]:
+        s = self._settings
+        topic = record.topic
+        if topic == "alerts.alarm":
+            return decode_alarm(record, s.alarm, now, s.max_message_bytes)
+        if topic == "alerts.json":
+            return decode_alert_json(record, now, s.max_message_bytes)
+        if topic == "alerts.cap":
+            return decode_cap(record, s.cap, now, s.max_message_bytes)
+        if topic == "alerts.axis":
+            event = parse_axis(record, s.axis, now, s.max_message_bytes)
+            if isinstance(event, Discard):
+                return [event]
+            return await self._axis.intents(event, now)
+        return [Discard("unknown_topic")]
+
+    async def handle(self, records: Sequence[RawRecord]) -> None:
+        """Process a batch until it is durably stored or dead-lettered."""
+        if not records:
+            return
+        for r in records:
+            metrics.RECORDS_CONSUMED.labels(r.topic).inc()
+        dead_done: set[tuple[str, int, int]] = set()
+        await self.retrier.run(
+            lambda: self._attempt(records, dead_done), on_retry=self._axis_state.discard
+        )
+
+    async def _attempt(
+        self, records: Sequence[RawRecord], dead_done: set[tuple[str, int, int]]
+    ) -> None:
+        now = self._clock()
+        items: list[tuple[RawRecord, list[Intent]]] = []
+        dead: list[tuple[RawRecord, DeadLetter]] = []
+        for record in records:
+            try:
+                intents = await self.decode(record, now)
+            except TransientError:
+                raise
+            except Exception as exc:
+                dead.append((record, dead_letter_for(record, exc, now)))
+                continue
+            items.append((record, [self._enrich(i) for i in intents]))
+        while True:
+            fresh = [(r, d) for r, d in dead if (r.topic, r.partition, r.offset) not in dead_done]
+            await publish_dead_letters(self._dlq, fresh)
+            dead_done.update((r.topic, r.partition, r.offset) for r, _ in fresh)
+            try:
+                result = await self._store.write(
+                    items, next_offsets(records), await self._dismissed(items)
+                )
+                break
+            except RecordRejected as rej:
+                record, _ = items.pop(rej.index)
+                dead.append((record, dead_letter_for(record, rej.error, now)))
+        self._relay.notify()
+        await self._after_commit(items, result.outcomes, result.redis_sets, now)
+
+    def _enrich(self, intent: Intent) -> Intent:
+        if isinstance(intent, StoreAlert):
+            return StoreAlert(enrich_alert(intent.alert, self._geo), intent.dismiss_if_key)
+        return intent
+
+    async def _dismissed(self, items: Sequence[tuple[RawRecord, list[Intent]]]) -> frozenset[str]:
+        keys = [
+            i.dismiss_if_key
+            for _, intents in items
+            for i in intents
+            if isinstance(i, StoreAlert) and i.dismiss_if_key
+        ]
+        if not keys:
+            return frozenset()
+        try:
+            return frozenset(await self._live.existing(keys))
+        except TransientError as exc:
+            log.warning("CAP cancel markers unreadable, storing as new: %s", exc.reason)
+            return frozenset()
+
+    async def _after_commit(
+        self,
+        items: Sequence[tuple[RawRecord, list[Intent]]],
+        outcomes: Sequence[str],
+        redis_sets: Sequence[SetRedis],
+        now: datetime,
+    ) -> None:
+        for (record, intents), outcome in zip(items, outcomes, strict=True):
+            metrics.RECORDS.labels(record.topic, outcome).inc()
+            for i in intents:
+                if isinstance(i, Discard):
+                    metrics.SKIPPED.labels(record.topic, i.reason).inc()
+            if outcome == "stored":
+                lag = (now - record.kafka_time).total_seconds()
+                metrics.END_TO_END_LATENCY.labels("alerts", "receive").observe(max(lag, 0.0))
+        try:
+            await self._axis_state.flush()
+            await self._live.apply(redis_sets)
+        except TransientError as exc:
+            log.warning("live state not updated (Redis): %s", exc.reason)

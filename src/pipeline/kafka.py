@@ -1,0 +1,113 @@
+"""Kafka clients built from settings, and topic administration.
+
+aiokafka exceptions are translated here into :class:`BrokerUnavailable`.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from pipeline.errors import BrokerUnavailable
+from pipeline.settings import KafkaSettings, Settings
+
+log = logging.getLogger(__name__)
+
+ALERT_TOPICS = ("alerts.alarm", "alerts.axis", "alerts.cap", "alerts.json")
+BULK_TOPICS = ("telemetry.raw", "gps.raw")
+INBOUND_TOPICS = ALERT_TOPICS + BULK_TOPICS
+OUT_NORMALIZED = "alerts.normalized"
+OUT_DLQ = "eriop.dlq"
+ALL_TOPICS = (*INBOUND_TOPICS, OUT_NORMALIZED, OUT_DLQ)
+
+
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Security options shared by producers, consumers and the admin client."""
+    opts: dict[str, Any] = {"security_protocol": kafka.security_protocol}
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        ctx = ssl.create_default_context(cafile=kafka.ssl_cafile)
+        if kafka.ssl_certfile:
+            ctx.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile)
+        opts["ssl_context"] = ctx
+    if kafka.security_protocol.startswith("SASL"):
+        opts["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
+        opts["sasl_plain_username"] = kafka.sasl_username
+        if kafka.sasl_password is not None:
+            opts["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    return opts
+
+
+def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
+    kafka = settings.kafka
+    if not kafka.idempotence:
+        log.warning(
+            "Kafka producer idempotence is OFF (ERIOP_KAFKA__IDEMPOTENCE=false). "
+            "Acceptable for the embedded development broker only; a retried send "
+            "may duplicate a dead letter or a normalized alert on Apache Kafka."
+        )
+    opts: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "acks": "all",
+        "enable_idempotence": kafka.idempotence,
+        "linger_ms": 2,
+        "max_request_size": max(settings.max_message_bytes + 65536, 1_048_576),
+        "request_timeout_ms": 30000,
+        **client_options(kafka),
+    }
+    opts.update(overrides)
+    return AIOKafkaProducer(**opts)
+
+
+def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> AIOKafkaConsumer:
+    kafka = settings.kafka
+    opts: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        # the embedded broker waits about half the session timeout before it
+        # completes a join; short timeouts keep starts and rebalances quick there
+        "session_timeout_ms": 6000 if settings.embedded_broker else 30000,
+        "heartbeat_interval_ms": 1000 if settings.embedded_broker else 3000,
+        "rebalance_timeout_ms": 6000 if settings.embedded_broker else 60000,
+        "max_partition_fetch_bytes": max(settings.max_message_bytes + 65536, 1_048_576),
+        **client_options(kafka),
+    }
+    opts.update(overrides)
+    return AIOKafkaConsumer(**opts)
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[str] = ALL_TOPICS) -> list[str]:
+    """Create missing topics; returns the names created."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        request_timeout_ms=15000,
+        **client_options(settings.kafka),
+    )
+    try:
+        await admin.start()
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            new = [
+                NewTopic(t, settings.kafka.partitions, settings.kafka.replication_factor)
+                for t in missing
+            ]
+            resp = await admin.create_topics(new)
+            for topic, code, *_ in getattr(resp, "topic_errors", []):
+                if code not in (0, 36):  # 36: already exists (a concurrent creator)
+                    raise BrokerUnavailable(f"creating topic {topic} failed with error {code}")
+        return missing
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"Kafka at {settings.kafka_bootstrap} unavailable: {exc}") from exc
+    except OSError as exc:
+        raise BrokerUnavailable(f"Kafka at {settings.kafka_bootstrap} unreachable: {exc}") from exc
+    finally:
+        await admin.close()

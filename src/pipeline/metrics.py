@@ -1,0 +1,156 @@
+"""Every Prometheus metric the worker exports, declared in one place.
+
+Labels are bounded sets: ``topic`` (the six inbound topics), ``stage``,
+``outcome``, ``error_code`` (docs/formats.md 7), ``sink``, ``channel``.
+Never an id. Intentional drops (duplicates, discards) are counted apart from
+failures, so that per topic::
+
+    consumed = stored + duplicate + dead_lettered + skipped
+
+holds (``eriop_records_total`` by ``outcome``).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+REGISTRY: Final = CollectorRegistry(auto_describe=True)
+
+OUTCOMES: Final = ("stored", "duplicate", "dead_lettered", "skipped")
+
+_LATENCY_BUCKETS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+)
+_DB_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_BATCH_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+
+RECORDS_CONSUMED: Final = Counter(
+    "eriop_records_consumed_total",
+    "Kafka records taken from an inbound topic.",
+    ["topic"],
+    registry=REGISTRY,
+)
+RECORDS: Final = Counter(
+    "eriop_records_total",
+    "Kafka records by final outcome: stored, duplicate, dead_lettered or skipped.",
+    ["topic", "outcome"],
+    registry=REGISTRY,
+)
+DEAD_LETTERS: Final = Counter(
+    "eriop_dead_letters_total",
+    "Records sent to eriop.dlq, by stage and error code.",
+    ["topic", "stage", "error_code"],
+    registry=REGISTRY,
+)
+SKIPPED: Final = Counter(
+    "eriop_skipped_total",
+    "Records dropped on purpose (tombstones, void fixes, CAP exercises, ...), by reason.",
+    ["topic", "reason"],
+    registry=REGISTRY,
+)
+ROWS_WRITTEN: Final = Counter(
+    "eriop_rows_written_total",
+    "Rows inserted into PostgreSQL, by table.",
+    ["table"],
+    registry=REGISTRY,
+)
+ROWS_DUPLICATE: Final = Counter(
+    "eriop_rows_duplicate_total",
+    "Rows not inserted because their idempotency key was already stored, by table.",
+    ["table"],
+    registry=REGISTRY,
+)
+ALERT_PATCHES: Final = Counter(
+    "eriop_alert_patches_total",
+    "Changes applied to existing alerts (restore, cancel, ...), by kind and result.",
+    ["kind", "result"],
+    registry=REGISTRY,
+)
+END_TO_END_LATENCY: Final = Histogram(
+    "eriop_end_to_end_latency_seconds",
+    "Time from the Kafka record timestamp (receive) or the event time (event) to commit.",
+    ["stream", "clock"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+BATCH_SIZE: Final = Histogram(
+    "eriop_batch_size_records",
+    "Records per processed batch.",
+    ["stream"],
+    buckets=_BATCH_BUCKETS,
+    registry=REGISTRY,
+)
+DB_WRITE_SECONDS: Final = Histogram(
+    "eriop_db_write_seconds",
+    "Duration of one database write transaction.",
+    ["stream"],
+    buckets=_DB_BUCKETS,
+    registry=REGISTRY,
+)
+DB_ERRORS: Final = Counter(
+    "eriop_db_errors_total",
+    "Database operations that failed, by stream and error code.",
+    ["stream", "error_code"],
+    registry=REGISTRY,
+)
+REDIS_PUBLISH: Final = Counter(
+    "eriop_redis_publish_total",
+    "Redis publishes and writes, by channel/structure and result.",
+    ["channel", "result"],
+    registry=REGISTRY,
+)
+OUTBOX_PENDING: Final = Gauge(
+    "eriop_outbox_pending",
+    "Stored alerts not yet published to Redis and alerts.normalized.",
+    registry=REGISTRY,
+)
+CONSUMER_LAG: Final = Gauge(
+    "eriop_consumer_lag_records",
+    "Records between the consumer's position and the end of the partition.",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+CONSUMER_PAUSED: Final = Gauge(
+    "eriop_consumer_paused",
+    "1 while a consumer is paused waiting for a dependency.",
+    ["stream"],
+    registry=REGISTRY,
+)
+DEPENDENCY_UP: Final = Gauge(
+    "eriop_dependency_up",
+    "1 when the last health check of a dependency succeeded.",
+    ["dependency"],
+    registry=REGISTRY,
+)
+WORKER_UP: Final = Gauge("eriop_worker_up", "1 while the worker is running.", registry=REGISTRY)
+BUILD_INFO: Final = Info("eriop_build", "Version of the running worker.", registry=REGISTRY)
+GEOFENCE_EVENTS: Final = Counter(
+    "eriop_geofence_events_total",
+    "Geofence enter/leave events published.",
+    ["transition"],
+    registry=REGISTRY,
+)
+LOCATION_FLAGS: Final = Counter(
+    "eriop_location_flags_total",
+    "Fixes stored with a plausibility flag, by flag.",
+    ["flag"],
+    registry=REGISTRY,
+)
+DC09_LENGTH_MISMATCH: Final = Counter(
+    "eriop_dc09_length_mismatch_total",
+    "DC-09 frames whose length field matched neither hex nor decimal body length.",
+    registry=REGISTRY,
+)
+DEVICE_UNREGISTERED: Final = Counter(
+    "eriop_device_unregistered_total",
+    "Axis alerts stored without a matching resource row.",
+    registry=REGISTRY,
+)
+RETENTION_ROWS: Final = Counter(
+    "eriop_retention_rows_total",
+    "Rows archived or dropped by the retention job, by table and action.",
+    ["table", "action"],
+    registry=REGISTRY,
+)

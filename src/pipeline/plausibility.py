@@ -1,0 +1,249 @@
+"""GPS plausibility against earlier fixes (docs/formats.md 6.3, 6.4).
+
+The tracker keeps, per resource, the last accepted fix and the recent fixes
+rejected only as teleports. A fix is *accepted* (it becomes the reference for
+the next one and may move ``resources.current_location``) when it carries no
+flag, or only ``estimated``.
+
+* ``out_of_order``: not newer than the last accepted fix.
+* ``teleport``: reaching it from the last accepted fix would take more than
+  the resource's top speed, after both fixes' accuracy radii are allowed for.
+* Recovery: when the 3 latest teleport-flagged fixes agree with each other, the
+  newest is accepted after all (``metadata.recovered``), so one wrong reference
+  fix cannot pin a resource. Only teleports count: an out-of-order run is a
+  replay or a late upload and must never move a resource back in time, and
+  low-accuracy fixes must never move it at all.
+* ``low_accuracy``: accuracy, HDOP or satellites below the configured bar.
+
+The state is loaded through an injected :class:`LastFixLoader`, once per
+resource, in bulk for the batch that first names it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import pairwise
+from typing import Any, Final, Protocol
+from uuid import UUID
+
+from pipeline.errors import NormalizeError
+from pipeline.settings import GpsSettings
+from schemas.canonical import GeoPoint, LocationFix, LocationRow
+from schemas.gps import CANONICAL_UUID_RE, EARTH_RADIUS_M
+from schemas.intents import StoreLocations
+
+#: flags that still let a fix become the new position
+_ACCEPTABLE: Final = frozenset({"estimated"})
+_RECOVERY_RUN: Final = 3
+_PERSONNEL: Final = "personnel"
+
+
+@dataclass(frozen=True)
+class ResourceInfo:
+    """The ``resources`` row a fix belongs to."""
+
+    id: UUID
+    type: str
+    identifier: str
+    max_speed_mps: float | None = None
+
+
+@dataclass
+class AcceptedFix:
+    """A resource's reference position: its last accepted fix."""
+
+    time: datetime
+    lat: float
+    lon: float
+    accuracy: float | None
+
+
+class LastFixLoader(Protocol):
+    """Where the last accepted fix of a resource is kept between runs."""
+
+    async def load(self, resource_ids: Sequence[UUID]) -> dict[UUID, AcceptedFix]:
+        """Last accepted fixes of those resources that have one."""
+        ...
+
+
+@dataclass
+class _State:
+    last: AcceptedFix | None
+    #: teleport-flagged fixes since the last accepted one, oldest first
+    rejected: list[AcceptedFix] = field(default_factory=list)
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres on the mean Earth sphere (R = 6 371 008.8 m)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp = p2 - p1
+    dl = math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def implied_speed(a: AcceptedFix, b: AcceptedFix) -> float | None:
+    """Speed needed to get from ``a`` to ``b``; None when ``b`` is not later.
+
+    The accuracy radii are subtracted from the distance first (unknown = 0), so
+    two fixes whose error circles overlap imply no movement at all.
+    """
+    seconds = (b.time - a.time).total_seconds()
+    if seconds <= 0:
+        return None
+    d = haversine_m(a.lat, a.lon, b.lat, b.lon)
+    d_eff = max(0.0, d - (a.accuracy or 0.0) - (b.accuracy or 0.0))
+    return d_eff / seconds
+
+
+def resolve_ref(
+    ref: str,
+    by_id: Mapping[UUID, ResourceInfo],
+    by_identifier: Mapping[str, list[ResourceInfo]],
+) -> ResourceInfo:
+    """The one resource a fix names: by UUID, else by exact identifier.
+
+    A UUID-shaped reference that is no resource id is also tried as an
+    identifier, since a Kafka key may be either. Not found or ambiguous
+    raises ``unknown_device``.
+    """
+    if CANONICAL_UUID_RE.fullmatch(ref):
+        info = by_id.get(UUID(ref))
+        if info is not None:
+            return info
+    matches = by_identifier.get(ref, [])
+    if len(matches) == 1:
+        return matches[0]
+    shown = ref[:100]
+    if matches:
+        raise NormalizeError(
+            "unknown_device", f"resource identifier {shown!r} matches {len(matches)} resources"
+        )
+    raise NormalizeError("unknown_device", f"no resource with id or identifier {shown!r}")
+
+
+class PlausibilityTracker:
+    """Flags fixes that contradict a resource's recent track, and keeps that track."""
+
+    def __init__(self, loader: LastFixLoader, settings: GpsSettings) -> None:
+        self._loader = loader
+        self._settings = settings
+        self._states: dict[UUID, _State] = {}
+        self._undo: dict[UUID, _State] = {}
+
+    def last_accepted(self, resource_id: UUID) -> AcceptedFix | None:
+        """The reference fix of a resource, for the sink to persist."""
+        state = self._states.get(resource_id)
+        return None if state is None else state.last
+
+    def forget(self, resource_ids: Sequence[UUID]) -> None:
+        """Drop what is known about resources, so the loader is asked again."""
+        for rid in resource_ids:
+            self._states.pop(rid, None)
+
+    def rollback(self) -> None:
+        """Undo the state changes of the last :meth:`assess`.
+
+        For when that batch could not be written and will be assessed again:
+        otherwise its own fixes would be the reference and come back flagged.
+        """
+        self._states.update(self._undo)
+        self._undo = {}
+
+    def v_max(self, info: ResourceInfo) -> float:
+        """Top plausible speed of a resource in m/s."""
+        if info.max_speed_mps is not None and info.max_speed_mps > 0:
+            return info.max_speed_mps
+        if info.type == _PERSONNEL:
+            return self._settings.max_speed_personnel_mps
+        return self._settings.max_speed_vehicle_mps
+
+    async def assess(self, fixes: Sequence[tuple[LocationFix, ResourceInfo]]) -> StoreLocations:
+        """Rows for a batch of resolved fixes, in order, and which of them move their resource."""
+        unknown = list(dict.fromkeys(info.id for _, info in fixes if info.id not in self._states))
+        if unknown:
+            loaded = await self._loader.load(unknown)
+            for rid in unknown:
+                self._states[rid] = _State(last=loaded.get(rid))
+        self._undo = {}
+        rows: list[LocationRow] = []
+        moves: list[bool] = []
+        for fix, info in fixes:
+            state = self._states[info.id]
+            if info.id not in self._undo:
+                self._undo[info.id] = _State(state.last, list(state.rejected))
+            row, moved = self._assess_one(fix, info, state)
+            rows.append(row)
+            moves.append(moved)
+        return StoreLocations(rows=tuple(rows), moves=tuple(moves))
+
+    def _low_accuracy(self, fix: LocationFix) -> bool:
+        s = self._settings
+        hdop = fix.metadata.get("hdop")
+        satellites = fix.metadata.get("satellites")
+        return (
+            (fix.accuracy is not None and fix.accuracy > s.max_accuracy_m)
+            or (isinstance(hdop, int | float) and hdop > s.max_hdop)
+            or (isinstance(satellites, int) and satellites < s.min_satellites)
+        )
+
+    def _assess_one(
+        self, fix: LocationFix, info: ResourceInfo, state: _State
+    ) -> tuple[LocationRow, bool]:
+        flags = list(fix.flags)
+        if "low_accuracy" not in flags and self._low_accuracy(fix):
+            flags.append("low_accuracy")
+        here = AcceptedFix(fix.time, fix.lat, fix.lon, fix.accuracy)
+        metadata: dict[str, Any] = dict(fix.metadata)
+        v_max = self.v_max(info)
+        last = state.last
+        if last is not None:
+            speed = implied_speed(last, here)
+            if speed is None:
+                flags.append("out_of_order")
+            else:
+                metadata["implied_speed_mps"] = round(speed, 3)
+                if speed > v_max:
+                    flags.append("teleport")
+
+        blocking = set(flags) - _ACCEPTABLE
+        if blocking == {"teleport"}:
+            if self._recovers(state.rejected, here, v_max):
+                flags.remove("teleport")
+                metadata["recovered"] = True
+                blocking = set()
+            else:
+                state.rejected.append(here)
+                del state.rejected[: -(_RECOVERY_RUN - 1)]
+        accepted = not blocking
+        if accepted:
+            state.last = here
+            state.rejected.clear()
+        metadata["flags"] = flags
+        row = LocationRow(
+            time=fix.time,
+            resource_id=info.id,
+            resource_type=info.type,
+            location=GeoPoint(fix.lon, fix.lat),
+            speed=fix.speed,
+            heading=fix.heading,
+            accuracy=fix.accuracy,
+            source=fix.source,
+            metadata=metadata,
+        )
+        return row, accepted
+
+    @staticmethod
+    def _recovers(rejected: list[AcceptedFix], newest: AcceptedFix, v_max: float) -> bool:
+        """Whether ``newest`` and the teleports before it form a consistent track."""
+        run = [*rejected[-(_RECOVERY_RUN - 1) :], newest]
+        if len(run) < _RECOVERY_RUN:
+            return False
+        for a, b in pairwise(run):
+            speed = implied_speed(a, b)
+            if speed is None or speed > v_max:
+                return False
+        return True

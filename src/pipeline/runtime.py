@@ -1,0 +1,182 @@
+"""Composition root: builds the running graph from settings.
+
+Everything that owns a connection is created here, started in dependency
+order, and closed in reverse with a bounded budget. The Faust app (agents/)
+only feeds records into :attr:`Runtime.alerts`; the bulk consumer is owned here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka.errors import KafkaError
+
+from pipeline import __version__, metrics
+from pipeline.consumer import BatchConsumer
+from pipeline.db import Database
+from pipeline.decoders.axis import AxisEdgeTracker
+from pipeline.dlq import DeadLetterPublisher
+from pipeline.errors import BrokerUnavailable, EriopError
+from pipeline.geo import GeoIndex
+from pipeline.geofence import GeofenceTracker
+from pipeline.ingest_alerts import AlertIngestor
+from pipeline.ingest_bulk import BulkIngestor
+from pipeline.kafka import BULK_TOPICS, ensure_topics, make_consumer, make_producer
+from pipeline.live_state import LiveState
+from pipeline.resources import LiveLastFixLoader, ResourceResolver
+from pipeline.settings import Settings
+from pipeline.sinks.alerts_pg import AlertStore
+from pipeline.sinks.axis_state import BufferedAxisState, PgDeviceDirectory
+from pipeline.sinks.outbox import OutboxRelay
+from pipeline.sinks.redis_live import RedisLive
+from pipeline.sinks.timeseries_pg import TimeseriesStore
+
+log = logging.getLogger(__name__)
+
+
+async def wait_for(
+    what: str,
+    attempt: Callable[[], Awaitable[Any]],
+    *,
+    deadline_s: float | None,
+    say: Callable[[str], None],
+) -> Any:
+    """Retry a start-up step with backoff, saying plainly what is awaited."""
+    delay = 0.5
+    started = time.monotonic()
+    while True:
+        try:
+            return await attempt()
+        except EriopError as exc:
+            waited = time.monotonic() - started
+            if deadline_s is not None and waited >= deadline_s:
+                raise
+            say(f"waiting for {what}: {exc.reason} (retrying in {delay:.0f}s)")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        s = settings
+        self.db = Database(s.database_url.get_secret_value())
+        self.redis = RedisLive(s.redis_url.get_secret_value())
+        self.producer = make_producer(s)
+        self.geo = GeoIndex(self.db)
+        self.dlq = DeadLetterPublisher(self.producer)
+        self.relay = OutboxRelay(self.db, self.redis, self.producer)
+        self.alert_store = AlertStore(self.db, s.kafka.alerts_group)
+        self.axis_state = BufferedAxisState(self.redis)
+        self.alerts = AlertIngestor(
+            s,
+            store=self.alert_store,
+            dlq=self.dlq,
+            live=self.redis,
+            relay=self.relay,
+            axis=AxisEdgeTracker(
+                self.axis_state, PgDeviceDirectory(self.db, s.axis.resource_cache_s), s.axis
+            ),
+            axis_state=self.axis_state,
+            geo=self.geo,
+        )
+        self.ts_store = TimeseriesStore(self.db, s.kafka.bulk_group)
+        self.live = LiveState(self.redis, interval_s=s.gps.publish_interval_s)
+        self.bulk = BulkIngestor(
+            s,
+            store=self.ts_store,
+            dlq=self.dlq,
+            resolver=ResourceResolver(self.db),
+            last_fixes=LiveLastFixLoader(self.db, self.redis),
+            live=self.live,
+            geofences=GeofenceTracker(self.geo, self.redis),
+        )
+        self.bulk_consumer = BatchConsumer(
+            make_consumer(s, s.kafka.bulk_group),
+            BULK_TOPICS,
+            self.bulk.handle,
+            self.ts_store.load_offsets,
+            max_records=s.batch.telemetry_max_records,
+            linger_ms=s.batch.linger_ms,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    async def connect(self, *, deadline_s: float | None, say: Callable[[str], None]) -> None:
+        """Reach every dependency, retrying with a clear message while one is down."""
+        s = self.settings
+        await wait_for("Kafka", lambda: ensure_topics(s), deadline_s=deadline_s, say=say)
+        await wait_for("PostgreSQL", self.db.start, deadline_s=deadline_s, say=say)
+        await wait_for("Redis", self.redis.start, deadline_s=deadline_s, say=say)
+        await wait_for("Kafka producer", self._start_producer, deadline_s=deadline_s, say=say)
+
+    async def _start_producer(self) -> None:
+        try:
+            await self.producer.start()
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailable(f"producer cannot connect: {exc}") from exc
+
+    async def start(self) -> None:
+        """Start background work; call after :meth:`connect`."""
+        metrics.BUILD_INFO.info({"version": __version__})
+        await self.geo.refresh(force=True)
+        await self.relay.drain_safely()
+        self._tasks = [
+            asyncio.create_task(self.relay.run(), name="outbox-relay"),
+            asyncio.create_task(self.live.run(), name="live-state"),
+            asyncio.create_task(self._maintenance(), name="maintenance"),
+        ]
+        await self.bulk_consumer.start()
+        self.started = True
+        metrics.WORKER_UP.set(1)
+
+    async def _maintenance(self) -> None:
+        while True:
+            await asyncio.sleep(30)
+            await self.geo.refresh()
+            await self.health()
+
+    async def close(self, timeout: float = 15.0) -> None:
+        """Bounded graceful shutdown: stop consuming, flush, then disconnect."""
+        metrics.WORKER_UP.set(0)
+        self.alerts.retrier.stopping = True
+        self.bulk.retrier.stopping = True
+        budget = max(timeout - 2, 1)
+        await self.bulk_consumer.stop(budget / 2)
+        await self.relay.stop()
+        await self.live.stop()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.relay.drain_safely(), budget / 4)
+        except TimeoutError:
+            log.warning("outbox not fully drained at shutdown; it resumes at next start")
+        await self.producer.stop()
+        await self.redis.close()
+        await self.db.close(budget / 4)
+
+    async def health(self) -> dict[str, Any]:
+        db = await self.db.health()
+        redis = await self.redis.health()
+        kafka = await self._kafka_health()
+        for name, rep in (("postgres", db), ("redis", redis), ("kafka", kafka)):
+            metrics.DEPENDENCY_UP.labels(name).set(1 if rep["ok"] else 0)
+        ok = db["ok"] and kafka["ok"] and self.started
+        return {
+            "status": "ok" if ok and redis["ok"] else ("degraded" if ok else "unhealthy"),
+            "ok": ok,
+            "dependencies": {"postgres": db, "redis": redis, "kafka": kafka},
+        }
+
+    async def _kafka_health(self) -> dict[str, Any]:
+        try:
+            client = self.producer.client
+            ready = await asyncio.wait_for(client.ready(client.get_random_node()), 5)
+            return {"ok": bool(ready)}
+        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+            return {"ok": False, "error": str(exc)[:200]}

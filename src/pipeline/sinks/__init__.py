@@ -1,0 +1,1 @@
+"""The last hop: PostgreSQL, Redis and Kafka writers behind small interfaces."""

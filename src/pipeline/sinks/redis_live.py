@@ -1,0 +1,157 @@
+"""Live state in Redis for dispatchers' consoles.
+
+Names (docs/formats.md and the README's contract):
+  channel ``eriop.alerts`` and capped stream ``eriop:stream:alerts`` - new alerts;
+  channel ``eriop.alert_updates`` - restores, cancels and other changes;
+  channel ``eriop.locations`` - coalesced position updates;
+  channel ``eriop.geofence`` - geofence enter/leave events;
+  hash ``eriop:resource:<id>`` and geo set ``eriop:geo:resources`` - positions;
+  hash ``eriop:device:<id>`` - telemetry last-seen;
+  hash ``eriop:axis:state:<serial>`` - Axis edge state.
+redis-py exceptions are translated here into :class:`RedisUnavailable`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from pipeline import metrics
+from pipeline.errors import RedisUnavailable
+from schemas.intents import SetRedis
+
+log = logging.getLogger(__name__)
+
+CH_ALERTS: Final = "eriop.alerts"
+CH_ALERT_UPDATES: Final = "eriop.alert_updates"
+CH_LOCATIONS: Final = "eriop.locations"
+CH_GEOFENCE: Final = "eriop.geofence"
+STREAM_ALERTS: Final = "eriop:stream:alerts"
+GEO_RESOURCES: Final = "eriop:geo:resources"
+STREAM_MAXLEN: Final = 100_000
+
+T = TypeVar("T")
+
+
+def resource_key(resource_id: object) -> str:
+    return f"eriop:resource:{resource_id}"
+
+
+def device_key(device_id: object) -> str:
+    return f"eriop:device:{device_id}"
+
+
+class RedisLive:
+    """Owns the Redis client; every call raises RedisUnavailable on failure."""
+
+    def __init__(self, url: str, *, stream_maxlen: int = STREAM_MAXLEN) -> None:
+        self._url = url
+        self._maxlen = stream_maxlen
+        self._client: aioredis.Redis | None = None
+
+    async def start(self) -> None:
+        self._client = aioredis.from_url(
+            self._url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=15
+        )
+        await self._call(self.client.ping)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise RedisUnavailable("redis client is not started")
+        return self._client
+
+    async def health(self) -> dict[str, Any]:
+        try:
+            await self._call(self.client.ping)
+            return {"ok": True}
+        except RedisUnavailable as exc:
+            return {"ok": False, "error": exc.reason[:200]}
+
+    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await fn(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise RedisUnavailable(f"redis unavailable: {exc}") from exc
+
+    async def publish_alerts(self, payloads: Sequence[Mapping[str, Any]]) -> None:
+        """One pub/sub message and one stream entry per new alert."""
+        if not payloads:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for payload in payloads:
+            body = orjson.dumps(payload)
+            pipe.xadd(STREAM_ALERTS, {"alert": body}, maxlen=self._maxlen, approximate=True)
+            pipe.publish(CH_ALERTS, body)
+        await self._call(pipe.execute)
+        metrics.REDIS_PUBLISH.labels(CH_ALERTS, "ok").inc(len(payloads))
+
+    async def publish(self, channel: str, payloads: Iterable[Mapping[str, Any]]) -> int:
+        pipe = self.client.pipeline(transaction=False)
+        n = 0
+        for payload in payloads:
+            pipe.publish(channel, orjson.dumps(payload))
+            n += 1
+        if n:
+            await self._call(pipe.execute)
+            metrics.REDIS_PUBLISH.labels(channel, "ok").inc(n)
+        return n
+
+    async def apply(self, sets: Sequence[SetRedis]) -> None:
+        if not sets:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for s in sets:
+            pipe.set(s.key, s.value, ex=s.ttl_s)
+        await self._call(pipe.execute)
+
+    async def existing(self, keys: Sequence[str]) -> set[str]:
+        if not keys:
+            return set()
+        values = await self._call(self.client.mget, list(keys))
+        return {k for k, v in zip(keys, values, strict=True) if v is not None}
+
+    async def hget(self, key: str, field: str) -> str | None:
+        value = await self._call(self.client.hget, key, field)
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def hset(self, key: str, mapping: Mapping[str, str | float | int]) -> None:
+        await self._call(self.client.hset, key, mapping=dict(mapping))
+
+    async def hgetall_many(self, keys: Sequence[str]) -> list[dict[str, str]]:
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        rows = await self._call(pipe.execute)
+        return [{k.decode(): v.decode() for k, v in row.items()} for row in rows]
+
+    async def update_positions(
+        self, states: Sequence[tuple[str, Mapping[str, str | float | int], float, float]]
+    ) -> None:
+        """Hash ``eriop:resource:<id>`` and the geo set, for (id, fields, lon, lat)."""
+        if not states:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for rid, fields, lon, lat in states:
+            pipe.hset(resource_key(rid), mapping=dict(fields))
+            pipe.geoadd(GEO_RESOURCES, (lon, lat, rid))
+        await self._call(pipe.execute)
+
+    async def touch_devices(self, seen: Mapping[str, tuple[str, str]]) -> None:
+        """``eriop:device:<id>`` = {last_seen, device_type} for each device."""
+        if not seen:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for device_id, (last_seen, device_type) in seen.items():
+            pipe.hset(device_key(device_id), mapping={"last_seen": last_seen, "device_type": device_type})
+        await self._call(pipe.execute)

@@ -1,0 +1,100 @@
+"""Shared fixtures: real services for integration tests.
+
+The broker is a Tansu process started for the session on a free port; each test
+that needs PostgreSQL gets a fresh database cloned from a migrated template;
+Redis tests use a dedicated logical database that is flushed first. Services
+that are down are started (never skipped): scripts/setup.sh installs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from pipeline import devstack
+from pipeline.migrate import create_database, migrate
+
+SAMPLES = Path(__file__).parent / "fixtures" / "samples"
+PG_ADMIN = os.environ.get("ERIOP_TEST_PG", "postgresql://127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("ERIOP_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+def dsn_for(name: str) -> str:
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+def load_samples(topic: str) -> list[dict[str, object]]:
+    lines = (SAMPLES / f"{topic}.jsonl").read_text("utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def load_fixtures() -> dict[str, object]:
+    return json.loads((SAMPLES / "fixtures.json").read_text("utf-8"))
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[devstack.Broker]:
+    b = devstack.Broker(devstack.free_port()).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    devstack.ensure_postgres(PG_ADMIN)
+    name = f"eriop_tmpl_{uuid.uuid4().hex[:8]}"
+    asyncio.run(create_database(dsn_for(name)))
+    asyncio.run(migrate(dsn_for(name)))
+    yield name
+    asyncio.run(_drop(name))
+
+
+async def _drop(name: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _clone(template: str) -> str:
+    name = f"eriop_t_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG_ADMIN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await conn.close()
+    return name
+
+
+@pytest.fixture
+async def fresh_db(pg_template: str) -> AsyncIterator[str]:
+    """A migrated, empty database for one test; its DSN."""
+    name = await _clone(pg_template)
+    yield dsn_for(name)
+    await _drop(name)
+
+
+@pytest.fixture
+async def pg(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(fresh_db)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[str]:
+    devstack.ensure_redis(REDIS_URL)
+    client = aioredis.from_url(REDIS_URL)
+    await client.flushdb()
+    await client.aclose()
+    yield REDIS_URL

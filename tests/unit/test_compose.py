@@ -1,0 +1,424 @@
+"""The production stack in docker-compose.yml and the image built by deploy/Dockerfile.
+
+Static checks only: the file is parsed, never run, so they hold on machines without
+Docker. Compose interpolation (``${VAR:-default}``) is left unexpanded.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "docker-compose.yml"
+DOCKERFILE = REPO / "deploy" / "Dockerfile"
+PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+
+EXPECTED_SERVICES = {"kafka", "db", "redis", "migrate", "worker", "prometheus", "grafana"}
+NEEDS_HEALTHCHECK = ("kafka", "db", "redis", "worker")
+DEPENDS_ON_CONDITIONS = {
+    "service_started",
+    "service_healthy",
+    "service_completed_successfully",
+}
+WORKER_ENV = (
+    "ERIOP_KAFKA_BOOTSTRAP",
+    "ERIOP_DATABASE_URL",
+    "ERIOP_REDIS_URL",
+    "ERIOP_METRICS_PORT",
+    "ERIOP_KAFKA__IDEMPOTENCE",
+)
+WAL_ARCHIVE = "/var/lib/postgresql/wal-archive"
+_SECRET_KEY = re.compile(r"(^|_)(PASSWORD|SECRET|TOKEN|AUTH|KEY)$", re.IGNORECASE)
+_INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = compose["services"]
+    return found
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        pairs = (item.split("=", 1) for item in env)
+        return {k: v for k, v in pairs}
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def _expand(value: str) -> str:
+    """Compose interpolation: defaults applied, required variables replaced by their name."""
+
+    def substitute(match: re.Match[str]) -> str:
+        if match["op"] in {"-", ":-"}:
+            return match["arg"]
+        return match["name"].lower()
+
+    return _INTERPOLATION.sub(substitute, value)
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, str]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return dict.fromkeys(deps, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def _volumes(service: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, source, target) with kind ``bind`` or ``volume``."""
+    mounts = []
+    for item in service.get("volumes") or []:
+        if isinstance(item, dict):
+            kind, source, target = item["type"], item.get("source", ""), item["target"]
+        else:
+            parts = item.split(":")
+            source, target = parts[0], parts[1]
+            kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+        mounts.append((kind, source, target))
+    return mounts
+
+
+def _ports(service: dict[str, Any]) -> list[tuple[str | None, int]]:
+    """(host port or None, container port) for every published port."""
+    published = []
+    for item in service.get("ports") or []:
+        if isinstance(item, dict):
+            host = item.get("published")
+            published.append((None if host is None else str(host), int(item["target"])))
+            continue
+        spec = str(item).split("/", 1)[0]
+        parts = spec.rsplit(":", 2)
+        host = parts[-2] if len(parts) >= 2 else None
+        published.append((host, int(parts[-1])))
+    return published
+
+
+def _command(service: dict[str, Any]) -> list[str]:
+    command = service.get("command") or []
+    return shlex.split(command) if isinstance(command, str) else [str(c) for c in command]
+
+
+def _healthcheck_test(service: dict[str, Any]) -> str:
+    check = service.get("healthcheck") or {}
+    test = check.get("test")
+    return " ".join(test) if isinstance(test, list) else str(test or "")
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    instructions = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            keyword, _, rest = stripped.partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+    return instructions
+
+
+def _final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+def _worker_scrape_targets() -> list[str]:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    job = jobs["eriop-worker"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    return [target for static in job["static_configs"] for target in static["targets"]]
+
+
+# ---------------------------------------------------------------------------- services
+
+
+def test_expected_services_are_defined(services: dict[str, dict[str, Any]]) -> None:
+    assert set(services) >= EXPECTED_SERVICES
+
+
+def test_images(services: dict[str, dict[str, Any]]) -> None:
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["db"]["image"] == "timescale/timescaledb-ha:pg15"
+    assert services["redis"]["image"] == "redis:7-alpine"
+    assert services["prometheus"]["image"].startswith("prom/prometheus:")
+    assert services["grafana"]["image"].startswith("grafana/grafana:")
+    for name, service in services.items():
+        if "build" in service:
+            continue
+        image = service["image"]
+        tag = image.rsplit(":", 1)[-1] if ":" in image else ""
+        assert tag not in {"", "latest"}, f"{name}: pin a tag for {image}"
+
+
+def test_kafka_runs_single_node_kraft(services: dict[str, dict[str, Any]]) -> None:
+    env = _env(services["kafka"])
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    node_id = env["KAFKA_NODE_ID"]
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{node_id}@kafka:9093"
+    assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] in env["KAFKA_LISTENERS"]
+    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert env["CLUSTER_ID"]
+    assert not any("ZOOKEEPER" in key for key in env)
+    # single broker: internal topics cannot ask for more replicas than exist
+    for key in (
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+    ):
+        assert env[key] == "1"
+    log_dirs = env["KAFKA_LOG_DIRS"]
+    assert ("volume", "kafka-data", log_dirs) in _volumes(services["kafka"])
+
+
+def test_database_archives_wal_to_a_named_volume(services: dict[str, dict[str, Any]]) -> None:
+    db = services["db"]
+    settings = dict(
+        arg.split("=", 1) for arg in _command(db) if "=" in arg and not arg.startswith("-")
+    )
+    assert settings["wal_level"] == "replica"
+    assert settings["archive_mode"] == "on"
+    assert WAL_ARCHIVE in settings["archive_command"]
+    assert "%p" in settings["archive_command"]
+    assert "%f" in settings["archive_command"]
+    # a WAL segment is switched at least this often: RPO under 5 minutes
+    assert 0 < int(settings["archive_timeout"]) < 300
+    mounts = {target: kind for kind, _, target in _volumes(db)}
+    assert mounts[WAL_ARCHIVE] == "volume"
+    assert any(kind == "volume" and "pgdata" in target for kind, _, target in _volumes(db))
+
+
+def test_wal_archive_is_handed_to_postgres_before_the_database_starts(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    # a fresh named volume belongs to root; PostgreSQL runs as `postgres`
+    archive_volume = next(
+        source for _, source, target in _volumes(services["db"]) if target == WAL_ARCHIVE
+    )
+    preparers = [
+        name
+        for name, condition in _depends_on(services["db"]).items()
+        if condition == "service_completed_successfully"
+        and ("volume", archive_volume, WAL_ARCHIVE) in _volumes(services[name])
+    ]
+    assert preparers, "nothing prepares the WAL archive volume before db starts"
+    command = " ".join(_command(services[preparers[0]]))
+    assert f"chown postgres:postgres {WAL_ARCHIVE}" in command
+
+
+def test_redis_appends_only(services: dict[str, dict[str, Any]]) -> None:
+    command = _command(services["redis"])
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(
+        kind == "volume" and target == "/data" for kind, _, target in _volumes(services["redis"])
+    )
+
+
+def test_migrate_is_one_shot_after_the_database(services: dict[str, dict[str, Any]]) -> None:
+    migrate = services["migrate"]
+    assert migrate["restart"] == "no"
+    assert _command(migrate) == ["migrate"]
+    assert _depends_on(migrate) == {"db": "service_healthy"}
+    assert migrate["build"]["dockerfile"] == "deploy/Dockerfile"
+
+
+def test_worker_waits_for_its_dependencies(services: dict[str, dict[str, Any]]) -> None:
+    worker = services["worker"]
+    assert _command(worker) == ["worker"]
+    assert worker["build"]["dockerfile"] == "deploy/Dockerfile"
+    deps = _depends_on(worker)
+    assert deps["kafka"] == "service_healthy"
+    assert deps["redis"] == "service_healthy"
+    assert deps["migrate"] == "service_completed_successfully"
+    assert 9108 in {container for _, container in _ports(worker)}
+    assert "/health" in _healthcheck_test(worker)
+
+
+def test_worker_environment_names_the_eriop_settings(services: dict[str, dict[str, Any]]) -> None:
+    env = _env(services["worker"])
+    for name in WORKER_ENV:
+        assert env.get(name), f"worker environment lacks {name}"
+    assert env["ERIOP_KAFKA__IDEMPOTENCE"] == "true"
+    assert env["ERIOP_KAFKA_BOOTSTRAP"].split(",")[0].split(":")[0] == "kafka"
+    database = urlsplit(_expand(env["ERIOP_DATABASE_URL"]))
+    assert database.scheme in {"postgresql", "postgres"}
+    assert (database.hostname, database.port) == ("db", 5432)
+    redis = urlsplit(_expand(env["ERIOP_REDIS_URL"]))
+    assert redis.scheme == "redis"
+    assert (redis.hostname, redis.port) == ("redis", 6379)
+    # migrate reads the same database
+    assert _env(services["migrate"])["ERIOP_DATABASE_URL"] == env["ERIOP_DATABASE_URL"]
+
+
+def test_no_literal_secrets(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for key, value in _env(service).items():
+            if _SECRET_KEY.search(key):
+                assert value.startswith("${"), f"{name}.{key} must come from the environment"
+            if "://" in value and "@" in value:
+                userinfo = value.split("://", 1)[1].rsplit("@", 1)[0]
+                literal = _INTERPOLATION.sub("", userinfo)
+                assert literal.partition(":")[2] == "", f"{name}.{key}: password in the URL"
+
+
+# ------------------------------------------------------------- health and dependencies
+
+
+def test_health_checks_present(services: dict[str, dict[str, Any]]) -> None:
+    for name in NEEDS_HEALTHCHECK:
+        check = services[name].get("healthcheck") or {}
+        assert not check.get("disable"), name
+        assert _healthcheck_test(services[name]).strip(), name
+    assert "pg_isready" in _healthcheck_test(services["db"])
+    assert "ping" in _healthcheck_test(services["redis"])
+
+
+def test_depends_on_targets_exist_with_valid_conditions(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        for target, condition in _depends_on(service).items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            assert condition in DEPENDS_ON_CONDITIONS, f"{name} -> {target}: {condition}"
+            if condition == "service_healthy":
+                check = services[target].get("healthcheck") or {}
+                assert check.get("test"), f"{target} has no health check"
+                assert not check.get("disable"), f"{target} has its health check disabled"
+            if condition == "service_completed_successfully":
+                assert services[target].get("restart") == "no", target
+
+
+def test_ports_are_not_published_twice(services: dict[str, dict[str, Any]]) -> None:
+    host_ports = [
+        host.rsplit(":", 1)[-1]
+        for service in services.values()
+        for host, _ in _ports(service)
+        if host is not None
+    ]
+    assert len(host_ports) == len(set(host_ports))
+    assert ("9090", 9090) in _ports(services["prometheus"])
+    assert ("3000", 3000) in _ports(services["grafana"])
+
+
+# ----------------------------------------------------------------- volumes and paths
+
+
+def test_named_volumes_declared_and_used(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    declared = set(compose.get("volumes") or {})
+    used = {
+        source
+        for service in services.values()
+        for kind, source, _ in _volumes(service)
+        if kind == "volume"
+    }
+    assert used <= declared, f"undeclared volumes: {used - declared}"
+    assert declared <= used, f"unused volumes: {declared - used}"
+    for name in ("kafka", "db", "redis"):
+        assert any(kind == "volume" for kind, _, _ in _volumes(services[name])), name
+
+
+def test_build_contexts_and_dockerfiles_exist(services: dict[str, dict[str, Any]]) -> None:
+    built = [name for name, service in services.items() if "build" in service]
+    assert set(built) >= {"migrate", "worker"}
+    for name in built:
+        build = services[name]["build"]
+        context = REPO / (build if isinstance(build, str) else build.get("context", "."))
+        assert context.is_dir(), f"{name}: build context {context} missing"
+        dockerfile = (
+            "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+        )
+        assert (context / dockerfile).is_file(), f"{name}: {dockerfile} missing"
+
+
+def test_bind_mounts_exist(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        for kind, source, _ in _volumes(service):
+            if kind == "bind":
+                assert (REPO / source).exists(), f"{name}: {source} missing"
+
+
+# ------------------------------------------------------------------------ monitoring
+
+
+def test_prometheus_scrapes_the_worker(services: dict[str, dict[str, Any]]) -> None:
+    port = int(_env(services["worker"])["ERIOP_METRICS_PORT"])
+    assert port in {container for _, container in _ports(services["worker"])}
+    assert _worker_scrape_targets() == [f"worker:{port}"]
+
+
+def test_prometheus_mounts_its_config_and_rules(services: dict[str, dict[str, Any]]) -> None:
+    mounts = {target: source for kind, source, target in _volumes(services["prometheus"])}
+    config_path = next(
+        arg.split("=", 1)[1]
+        for arg in _command(services["prometheus"])
+        if arg.startswith("--config.file=")
+    )
+    assert (REPO / mounts[config_path]).resolve() == PROMETHEUS_CONFIG
+    # rule_files are relative to the config file, in the container as in the repository
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    container_dir = Path(config_path).parent
+    for pattern in config["rule_files"]:
+        assert not Path(pattern).is_absolute()
+        rules_dir = str(container_dir / Path(pattern).parent)
+        assert rules_dir in mounts, f"{rules_dir} not mounted"
+        assert (REPO / mounts[rules_dir]).resolve() == (
+            PROMETHEUS_CONFIG.parent / Path(pattern).parent
+        )
+        assert list(PROMETHEUS_CONFIG.parent.glob(pattern)), pattern
+
+
+def test_grafana_provisioning(services: dict[str, dict[str, Any]]) -> None:
+    mounts = {target: source for kind, source, target in _volumes(services["grafana"])}
+    provisioning = REPO / mounts["/etc/grafana/provisioning"]
+    assert provisioning.resolve() == REPO / "deploy" / "grafana" / "provisioning"
+    providers = yaml.safe_load((provisioning / "dashboards" / "eriop.yml").read_text())
+    dashboards_path = providers["providers"][0]["options"]["path"]
+    assert (REPO / mounts[dashboards_path]).resolve() == REPO / "deploy" / "grafana" / "dashboards"
+    datasources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+    url = urlsplit(datasources["datasources"][0]["url"])
+    assert url.hostname == "prometheus"
+    assert ("9090", url.port) in _ports(services["prometheus"])
+    assert _env(services["grafana"])["GF_SECURITY_ADMIN_PASSWORD"].startswith("${")
+
+
+# ------------------------------------------------------------------------ Dockerfile
+
+
+def test_dockerfile_builds_the_project_as_non_root() -> None:
+    instructions = _dockerfile_instructions()
+    froms = [rest.split()[0] for keyword, rest in instructions if keyword == "FROM"]
+    assert froms
+    assert all(image == "python:3.11-slim" for image in froms)
+    copies = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
+    for path in ("pyproject.toml", "README.md", "src/"):
+        assert path in copies
+        assert (REPO / path).exists()
+    assert any(keyword == "RUN" and "pip install" in rest for keyword, rest in instructions)
+
+    final = _final_stage(instructions)
+    users = [rest for keyword, rest in final if keyword == "USER"]
+    assert users, "the runtime stage must switch to a non-root user"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    entrypoints = [rest for keyword, rest in final if keyword == "ENTRYPOINT"]
+    assert entrypoints
+    assert yaml.safe_load(entrypoints[-1]) == ["eriop"]
+    healthchecks = [rest for keyword, rest in final if keyword == "HEALTHCHECK"]
+    assert healthchecks
+    assert "/health" in healthchecks[-1]
+    assert any(keyword == "EXPOSE" and "9108" in rest for keyword, rest in final)
