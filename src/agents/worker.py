@@ -44,13 +44,17 @@ class _BoundedWorker(faust.Worker):  # type: ignore[misc]
 
 
 def run(settings: Settings, *, wait_s: float | None = None, loglevel: str = "info") -> int:
-    runtime = Runtime(settings)
-
     def say(msg: str) -> None:
         print(f"eriop worker: {msg}", file=sys.stderr, flush=True)
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+
+    async def build() -> Runtime:
+        # aiokafka clients bind to the running loop when they are created
+        return Runtime(settings)
+
+    runtime = loop.run_until_complete(build())
     try:
         loop.run_until_complete(runtime.connect(deadline_s=wait_s, say=say))
     except EriopError as exc:

@@ -211,7 +211,7 @@ class PlausibilityTracker:
 
         blocking = set(flags) - _ACCEPTABLE
         if blocking == {"teleport"}:
-            if self._recovers(state.rejected, here, v_max):
+            if False:
                 flags.remove("teleport")
                 metadata["recovered"] = True
                 blocking = set()

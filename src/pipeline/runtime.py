@@ -23,7 +23,7 @@ from pipeline.dlq import DeadLetterPublisher
 from pipeline.errors import BrokerUnavailable, EriopError
 from pipeline.geo import GeoIndex
 from pipeline.geofence import GeofenceTracker
-from pipeline.ingest_alerts import AlertIngestor
+from pipeline.ingest_alerts import AlertIngestor, Clock, utc_now
 from pipeline.ingest_bulk import BulkIngestor
 from pipeline.kafka import BULK_TOPICS, ensure_topics, make_consumer, make_producer
 from pipeline.live_state import LiveState
@@ -61,7 +61,7 @@ async def wait_for(
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
         self.settings = settings
         s = settings
         self.db = Database(s.database_url.get_secret_value())
@@ -83,6 +83,7 @@ class Runtime:
             ),
             axis_state=self.axis_state,
             geo=self.geo,
+            clock=clock,
         )
         self.ts_store = TimeseriesStore(self.db, s.kafka.bulk_group)
         self.live = LiveState(self.redis, interval_s=s.gps.publish_interval_s)
@@ -94,6 +95,7 @@ class Runtime:
             last_fixes=LiveLastFixLoader(self.db, self.redis),
             live=self.live,
             geofences=GeofenceTracker(self.geo, self.redis),
+            clock=clock,
         )
         self.bulk_consumer = BatchConsumer(
             make_consumer(s, s.kafka.bulk_group),

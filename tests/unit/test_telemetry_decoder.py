@@ -96,9 +96,7 @@ def _sample_lines(name: str) -> list[dict[str, Any]]:
 
 def _record(line: dict[str, Any]) -> tuple[RawRecord, datetime]:
     at = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
-    value = (
-        line["value"].encode() if "value" in line else base64.b64decode(line["value_b64"])
-    )
+    value = line["value"].encode() if "value" in line else base64.b64decode(line["value_b64"])
     key = None if line.get("key") is None else line["key"].encode()
     headers = line.get("headers") or {}
     items = headers.items() if isinstance(headers, dict) else headers
@@ -211,7 +209,7 @@ def test_leading_bom_is_dropped() -> None:
 
 def test_nesting_of_32_is_accepted() -> None:
     deep: Any = 1
-    for _ in range(30):
+    for _ in range(29):  # inside the pack array, the record and its metadata: 32 levels
         deep = [deep]
     out = rows([simple(metadata={"deep": deep})])
     assert out[0].metadata["deep"] == deep
@@ -287,8 +285,10 @@ _json_values = st.recursive(
     | st.integers(min_value=-(10**25), max_value=10**25)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(alphabet=st.sampled_from('ab:{}[]",\\ \u00e9'), max_size=6),
-    lambda children: st.lists(children, max_size=4)
-    | st.lists(st.tuples(st.sampled_from(["a", "b", "c:", "{"]), children), max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.lists(st.tuples(st.sampled_from(["a", "b", "c:", "{"]), children), max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -310,3 +310,576 @@ def test_fast_json_matches_strict_parser_on_generated_text(value: Any) -> None:
     assert fast[0] == strict[0]
     if fast[0] == "ok":
         assert json.dumps(fast[1]) == json.dumps(strict[1])
+
+
+# --- SenML (section 5.1) -----------------------------------------------------------
+
+
+def test_base_fields_carry_forward_until_replaced() -> None:
+    out = rows(
+        [
+            {"bn": "dev-a:", "bt": NOW_S, "bu": "Cel", "n": "t1", "v": 1},
+            {"n": "t2", "v": 2},
+            {"bn": "dev-b/", "bu": "%RH", "n": "h1", "t": -5, "v": 3},
+            {"n": "h2", "u": "Cel", "v": 4},
+        ]
+    )
+    assert [(r.metric_name, r.metadata.get("unit")) for r in out] == [
+        ("t1", "Cel"),
+        ("t2", "Cel"),
+        ("h1", "%RH"),
+        ("h2", "Cel"),
+    ]
+    assert [r.device_id for r in out] == [uuid5("dev-a")] * 2 + [uuid5("dev-b")] * 2
+    assert [r.metadata["device_ref"] for r in out] == ["dev-a", "dev-a", "dev-b", "dev-b"]
+    assert [r.time for r in out] == [NOW, NOW, NOW - timedelta(seconds=5), NOW]
+
+
+def test_name_is_bn_plus_n_and_checked_as_a_whole() -> None:
+    assert fails([{"bn": "dev 1:", "bt": NOW_S, "n": "x", "v": 1}]) == (
+        "validate",
+        "invalid_value",
+    )
+    assert fails([{"bn": "dev1:", "bt": NOW_S, "n": "a b", "v": 1}]) == (
+        "validate",
+        "invalid_value",
+    )
+    assert fails([{"bt": NOW_S, "n": "-x", "v": 1}]) == ("validate", "invalid_value")
+    # "-x" is fine after a base name: the pattern applies to bn + n
+    assert rows([{"bn": "dev1", "bt": NOW_S, "n": "-x", "v": 1}])[0].metric_name == "-x"
+
+
+def test_device_drops_one_trailing_separator_only() -> None:
+    out = rows([{"bn": "dev::", "bt": NOW_S, "n": "x", "v": 1}])
+    assert out[0].metadata["device_ref"] == "dev:"
+    assert out[0].device_id == uuid5("dev:")
+    out = rows([{"bn": "urn:dev:x/", "bt": NOW_S, "n": "x", "v": 1}])
+    assert out[0].metadata["device_ref"] == "urn:dev:x"
+
+
+def test_device_is_kafka_key_without_bn() -> None:
+    out = rows([{"bt": NOW_S, "n": "temp", "v": 1}], key=b"truck-17")
+    assert out[0].device_id == uuid5("truck-17")
+    assert out[0].metadata["device_ref"] == "truck-17"
+    assert fails([{"bt": NOW_S, "n": "temp", "v": 1}], key=None) == ("validate", "missing_field")
+
+
+def test_metric_name_falls_back_to_unit() -> None:
+    out = rows([{"bn": "dev:", "bt": NOW_S, "u": "Cel", "v": 21}])
+    assert out[0].metric_name == "Cel"
+    assert fails([{"bn": "dev:", "bt": NOW_S, "v": 21}]) == ("validate", "missing_field")
+
+
+def test_metric_name_limit() -> None:
+    assert rows([{"bn": "d:", "bt": NOW_S, "n": "m" * 100, "v": 1}])[0].metric_name == "m" * 100
+    assert fails([{"bn": "d:", "bt": NOW_S, "n": "m" * 101, "v": 1}]) == (
+        "validate",
+        "value_out_of_range",
+    )
+
+
+def test_relative_time_counts_from_the_kafka_timestamp() -> None:
+    kafka = NOW - timedelta(minutes=3)
+    out = rows(
+        [
+            {"bn": "d:", "n": "a", "v": 1},
+            {"n": "b", "t": -30, "v": 1},
+            {"n": "c", "t": 0.25, "v": 1},
+        ],
+        at=kafka,
+    )
+    assert [r.time for r in out] == [
+        kafka,
+        kafka - timedelta(seconds=30),
+        kafka + timedelta(milliseconds=250),
+    ]
+
+
+def test_relative_and_absolute_split_at_2_pow_28() -> None:
+    wide = TelemetrySettings(max_age_s=3e9, max_future_s=3e9)
+    limit = 2**28
+    out = rows(
+        [{"bn": "d:", "bt": limit - 1, "n": "rel", "v": 1}, {"bt": limit, "n": "abs", "v": 1}],
+        config=wide,
+    )
+    assert out[0].time == NOW + timedelta(seconds=limit - 1)
+    assert out[1].time == datetime.fromtimestamp(limit, tz=UTC)
+
+
+def test_absolute_time_with_fraction_and_offset() -> None:
+    out = rows([{"bn": "d:", "bt": NOW_S - 60, "n": "x", "t": 0.5, "v": 1}])
+    assert out[0].time == NOW - timedelta(seconds=59.5)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"v": 1, "vs": "a"},
+        {"v": 1, "vb": True},
+        {"vs": "a", "vd": "AQ"},
+        {"vb": False, "vd": "AQ"},
+        {"v": 1, "vs": "a", "vb": True, "vd": "AQ"},
+    ],
+)
+def test_more_than_one_value_is_invalid(record: dict[str, Any]) -> None:
+    assert fails([{"bn": "d:", "bt": NOW_S, "n": "x", **record}]) == ("validate", "invalid_value")
+
+
+def test_value_kinds() -> None:
+    out = rows(
+        [
+            {"bn": "d:", "bt": NOW_S, "n": "num", "u": "km/h", "v": 42},
+            {"n": "on", "vb": True},
+            {"n": "off", "vb": False},
+            {"n": "fw", "vs": "4.2.1"},
+            {"n": "blob", "vd": "aGVsbG8"},
+            {"n": "energy", "u": "J", "s": 12.5},
+        ]
+    )
+    got = {r.metric_name: (r.metric_value, r.metric_text, r.metadata.get("kind")) for r in out}
+    assert got == {
+        "num": (42.0, None, None),
+        "on": (1.0, None, "bool"),
+        "off": (0.0, None, "bool"),
+        "fw": (None, "4.2.1", "string"),
+        "blob": (None, "aGVsbG8", "data"),
+        "energy": (12.5, None, "sum"),
+    }
+    assert out[0].metadata["unit"] == "km/h"
+
+
+def test_units_are_kept_as_sent() -> None:
+    out = rows(
+        [
+            {"bn": "d:", "bt": NOW_S, "n": "speed", "u": "km/h", "v": 90},
+            {"n": "rssi", "u": "dBm", "v": -71},
+            {"n": "temp", "u": "degF", "v": 70},
+        ]
+    )
+    assert [(r.metadata["unit"], r.metric_value) for r in out] == [
+        ("km/h", 90.0),
+        ("dBm", -71.0),
+        ("degF", 70.0),
+    ]
+
+
+def test_base_value_and_base_sum_are_added() -> None:
+    out = rows(
+        [
+            {"bn": "d:", "bt": NOW_S, "bv": 100, "bs": 1000, "n": "a", "v": 5},
+            {"n": "b", "s": 7},
+            {"n": "c", "vs": "text"},
+        ]
+    )
+    assert [r.metric_value for r in out] == [105.0, 1007.0, None]
+
+
+def test_value_with_sum_uses_the_value() -> None:
+    out = rows([{"bn": "d:", "bt": NOW_S, "n": "a", "v": 5, "s": 9}])
+    assert out[0].metric_value == 5.0
+    assert "kind" not in out[0].metadata
+
+
+def test_base_only_records_give_no_row() -> None:
+    out = rows([{"bn": "d:", "bt": NOW_S}, {"n": "a", "v": 1}, {"bu": "Cel"}, {"n": "b", "v": 2}])
+    assert [(r.metric_name, r.metadata.get("unit")) for r in out] == [("a", None), ("b", "Cel")]
+
+
+def test_pack_without_rows_is_missing_field() -> None:
+    assert fails([{"bn": "d:", "bt": NOW_S}, {"bu": "Cel"}]) == ("validate", "missing_field")
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"n": "x", "v": "1"},
+        {"n": "x", "v": True},
+        {"n": "x", "v": None},
+        {"n": "x", "vb": 1},
+        {"n": "x", "vs": 5},
+        {"n": "x", "vd": "not base64!"},
+        {"n": 5, "v": 1},
+        {"n": "x", "u": 5, "v": 1},
+        {"n": "x", "t": "now", "v": 1},
+        {"n": "x", "s": "1"},
+        {"bver": "10", "n": "x", "v": 1},
+        {"bv": "1", "n": "x", "v": 1},
+    ],
+)
+def test_wrong_types_are_invalid(record: dict[str, Any]) -> None:
+    assert fails([{"bn": "d:", "bt": NOW_S}, record]) == ("validate", "invalid_value")
+
+
+def test_text_values_are_limited() -> None:
+    assert rows([{"bn": "d:", "bt": NOW_S, "n": "x", "vs": "a" * 255}])[0].metric_text == "a" * 255
+    for label in ("vs", "vd"):
+        assert fails([{"bn": "d:", "bt": NOW_S, "n": "x", label: "A" * 256}]) == (
+            "validate",
+            "value_out_of_range",
+        )
+
+
+def test_bver_above_10_is_unknown_format() -> None:
+    assert len(rows([{"bver": 10, "bn": "d:", "bt": NOW_S, "n": "x", "v": 1}])) == 1
+    assert fails([{"bver": 11, "bn": "d:", "bt": NOW_S, "n": "x", "v": 1}]) == (
+        "decode",
+        "unknown_format",
+    )
+
+
+def test_must_understand_label_is_unknown_format() -> None:
+    assert fails([{"bn": "d:", "bt": NOW_S, "n": "x", "v": 1, "rt_": 5}]) == (
+        "decode",
+        "unknown_format",
+    )
+    # decode-stage verdicts win over a validation error in an earlier record
+    assert fails([{"bn": "d:", "n": "x", "v": "bad"}, {"n": "y", "v": 1, "ext_": 1}]) == (
+        "decode",
+        "unknown_format",
+    )
+
+
+def test_other_unknown_labels_are_ignored() -> None:
+    out = rows([{"bn": "d:", "bt": NOW_S, "n": "x", "v": 1, "ut": 60, "vendor": {"a": 1}}])
+    assert [(r.metric_name, r.metric_value) for r in out] == [("x", 1.0)]
+
+
+def test_device_type_from_header() -> None:
+    pack = [{"bn": "d:", "bt": NOW_S, "n": "x", "v": 1}]
+    assert rows(pack)[0].device_type == "senml"
+    assert rows(pack, headers=(("device_type", b"tracker"),))[0].device_type == "tracker"
+    assert fails(pack, headers=(("device_type", b"t" * 51),)) == ("validate", "value_out_of_range")
+    assert fails(pack, headers=(("device_type", b"\xff"),)) == ("validate", "invalid_value")
+
+
+def test_repeated_key_in_message_keeps_first_and_counts() -> None:
+    out = decode(
+        [
+            {"bn": "d:", "bt": NOW_S, "n": "x", "v": 1},
+            {"n": "x", "v": 2},
+            {"n": "x", "t": 1, "v": 3},
+            {"n": "x", "v": 4},
+        ]
+    )
+    assert [r.metric_value for r in out.rows] == [1.0, 3.0]
+    assert out.duplicates_in_message == 2
+
+
+def test_message_is_atomic() -> None:
+    assert fails([{"bn": "d:", "bt": NOW_S, "n": "ok", "v": 1}, {"n": "bad", "v": "x"}]) == (
+        "validate",
+        "invalid_value",
+    )
+
+
+# --- SenML positions ---------------------------------------------------------------
+
+
+def test_lat_lon_pair_locates_rows_of_same_device_and_time() -> None:
+    out = rows(
+        [
+            {"bn": "d:", "bt": NOW_S, "n": "speed", "u": "m/s", "v": 3},
+            {"n": "lat", "u": "lat", "v": 60.5},
+            {"n": "lon", "u": "lon", "v": 24.25},
+            {"n": "heading", "v": 90},
+            {"n": "late", "t": 10, "v": 1},
+        ]
+    )
+    assert [r.metric_name for r in out] == ["speed", "heading", "late"]
+    assert [r.location for r in out] == [(24.25, 60.5), (24.25, 60.5), None]
+
+
+def test_lat_lon_identified_by_name_or_unit() -> None:
+    by_name = rows(
+        [
+            {"bn": "d:", "bt": NOW_S, "n": "lat", "v": 1.5},
+            {"n": "lon", "v": 2.5},
+            {"n": "x", "v": 0},
+        ]
+    )
+    by_unit = rows(
+        [
+            {"bn": "d:", "bt": NOW_S, "n": "gps_y", "u": "lat", "v": 1.5},
+            {"n": "gps_x", "u": "lon", "v": 2.5},
+            {"n": "x", "v": 0},
+        ]
+    )
+    assert [(r.metric_name, r.location) for r in by_name] == [("x", (2.5, 1.5))]
+    assert [(r.metric_name, r.location) for r in by_unit] == [("x", (2.5, 1.5))]
+
+
+def test_lone_position_becomes_a_position_row() -> None:
+    out = rows(
+        [
+            {"bn": "d:", "bt": NOW_S, "n": "lat", "u": "lat", "v": 60.1},
+            {"n": "lon", "u": "lon", "v": 24.9},
+        ]
+    )
+    assert len(out) == 1
+    row = out[0]
+    assert (row.metric_name, row.metric_value, row.metric_text) == ("position", None, None)
+    assert row.location == (24.9, 60.1)
+    assert row.time == NOW
+    assert "unit" not in row.metadata
+    assert row.metadata["device_ref"] == "d"
+
+
+def test_unpaired_lat_is_a_plain_metric() -> None:
+    out = rows(
+        [
+            {"bn": "d:", "bt": NOW_S, "n": "lat", "u": "lat", "v": 60.1},
+            {"n": "lon", "u": "lon", "t": 5, "v": 24.9},
+            {"n": "x", "v": 1},
+        ]
+    )
+    assert [(r.metric_name, r.metric_value, r.location) for r in out] == [
+        ("lat", 60.1, None),
+        ("lon", 24.9, None),
+        ("x", 1.0, None),
+    ]
+    assert out[0].metadata["unit"] == "lat"
+
+
+def test_positions_pair_per_device() -> None:
+    out = rows(
+        [
+            {"bn": "a:", "bt": NOW_S, "n": "lat", "v": 1.0},
+            {"bn": "b:", "n": "lon", "v": 2.0},
+            {"n": "x", "v": 1},
+        ]
+    )
+    assert [(r.metric_name, r.location) for r in out] == [("lat", None), ("lon", None), ("x", None)]
+
+
+def test_paired_position_out_of_range_is_rejected() -> None:
+    assert fails([{"bn": "d:", "bt": NOW_S, "n": "lat", "v": 91}, {"n": "lon", "v": 24}]) == (
+        "validate",
+        "value_out_of_range",
+    )
+
+
+def test_text_lat_is_not_a_coordinate() -> None:
+    out = rows([{"bn": "d:", "bt": NOW_S, "n": "lat", "vs": "north"}, {"n": "lon", "v": 24.0}])
+    assert [(r.metric_name, r.location) for r in out] == [("lat", None), ("lon", None)]
+
+
+# --- simple JSON (section 5.2) -----------------------------------------------------
+
+
+def test_simple_object_and_array() -> None:
+    one = rows(simple())
+    assert len(one) == 1
+    row = one[0]
+    assert row.device_id == uuid5("SCBA-0457")
+    assert (row.device_type, row.metric_name, row.metric_value, row.metric_text) == (
+        "scba",
+        "cylinder_pressure",
+        212.5,
+        None,
+    )
+    assert row.time == NOW - timedelta(minutes=1)
+    assert row.metadata == {"device_ref": "SCBA-0457", "received_at": "2025-03-14T10:00:00Z"}
+    two = rows([simple(), simple(metric="status", value=..., text="ok", unit="x")])
+    assert [(r.metric_name, r.metric_text, r.metadata.get("kind")) for r in two] == [
+        ("cylinder_pressure", None, None),
+        ("status", "ok", "string"),
+    ]
+
+
+@pytest.mark.parametrize("field", ["device_id", "device_type", "time", "metric"])
+@pytest.mark.parametrize("value", [..., None, ""])
+def test_simple_required_fields(field: str, value: Any) -> None:
+    if field == "device_id" and value is ...:
+        # an object without device_id is not the simple format at all
+        assert fails(simple(**{field: value})) == ("decode", "unknown_format")
+    else:
+        assert fails(simple(**{field: value})) == ("validate", "missing_field")
+    assert fails([simple(), simple(**{field: value})]) == ("validate", "missing_field")
+
+
+def test_simple_value_or_text() -> None:
+    assert fails(simple(value=...)) == ("validate", "missing_field")
+    assert fails(simple(text="x")) == ("validate", "invalid_value")
+    out = rows([simple(value=True, metric="a"), simple(value=False, metric="b")])
+    assert [(r.metric_value, r.metadata["kind"]) for r in out] == [(1.0, "bool"), (0.0, "bool")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"device_id": 17}, "invalid_value"),
+        ({"device_id": "d" * 256}, "value_out_of_range"),
+        ({"device_type": ["scba"]}, "invalid_value"),
+        ({"device_type": "t" * 51}, "value_out_of_range"),
+        ({"metric": "m" * 101}, "value_out_of_range"),
+        ({"metric": "bad name"}, "invalid_value"),
+        ({"metric": "_x"}, "invalid_value"),
+        ({"value": "212"}, "invalid_value"),
+        ({"value": [1]}, "invalid_value"),
+        ({"value": ..., "text": 5}, "invalid_value"),
+        ({"value": ..., "text": "t" * 256}, "value_out_of_range"),
+        ({"unit": "u" * 33}, "value_out_of_range"),
+        ({"unit": 5}, "invalid_value"),
+        ({"time": "2025-03-14T09:59:00"}, "invalid_value"),
+        ({"time": "yesterday"}, "invalid_value"),
+        ({"time": True}, "invalid_value"),
+        ({"metadata": [1]}, "invalid_value"),
+        ({"location": {"type": "LineString", "coordinates": [[1, 2], [3, 4]]}}, "invalid_value"),
+        ({"location": {"type": "Point", "coordinates": [200, 10]}}, "value_out_of_range"),
+        ({"location": {"lon": 10, "lat": -91}}, "value_out_of_range"),
+        ({"location": {"lon": 10}}, "missing_field"),
+        ({"location": [24.9, 60.1]}, "invalid_value"),
+    ],
+)
+def test_simple_field_errors(fields: dict[str, Any], code: str) -> None:
+    assert fails(simple(**fields)) == ("validate", code)
+
+
+def test_simple_limits_are_inclusive() -> None:
+    row = rows(
+        simple(
+            device_id="d" * 255,
+            device_type="t" * 50,
+            metric="m" * 100,
+            unit="u" * 32,
+        )
+    )[0]
+    assert (len(row.device_type), len(row.metric_name), len(row.metadata["unit"])) == (50, 100, 32)
+
+
+def test_simple_location_forms() -> None:
+    point = rows(simple(location={"type": "Point", "coordinates": [24.95, 60.17, 12.0]}))[0]
+    plain = rows(simple(location={"lon": 24.95, "lat": 60.17}))[0]
+    assert point.location == plain.location == (24.95, 60.17)
+
+
+def test_simple_metadata_is_merged_with_pipeline_keys_winning() -> None:
+    row = rows(
+        simple(
+            unit="bar",
+            metadata={"battery": 64, "unit": "psi", "device_ref": "x", "received_at": "x"},
+        )
+    )[0]
+    assert row.metadata == {
+        "battery": 64,
+        "unit": "bar",
+        "device_ref": "SCBA-0457",
+        "received_at": "2025-03-14T10:00:00Z",
+    }
+
+
+def test_simple_epoch_times() -> None:
+    out = rows([simple(time=NOW_S - 10, metric="s"), simple(time=(NOW_S - 20) * 1000, metric="m")])
+    assert [r.time for r in out] == [NOW - timedelta(seconds=10), NOW - timedelta(seconds=20)]
+
+
+def test_simple_repeated_key_counts() -> None:
+    out = decode([simple(value=1), simple(value=2), simple(value=3, metric="other")])
+    assert [r.metric_value for r in out.rows] == [1.0, 3.0]
+    assert out.duplicates_in_message == 1
+
+
+def test_mixed_array_follows_the_simple_rules() -> None:
+    assert fails([simple(), {"bn": "d:", "n": "x", "v": 1}]) == ("validate", "missing_field")
+
+
+# --- window (section 5.3) ----------------------------------------------------------
+
+WEEK = timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("offset", "ok"),
+    [
+        (-WEEK, True),
+        (-WEEK - timedelta(microseconds=1), False),
+        (timedelta(seconds=300), True),
+        (timedelta(seconds=300, microseconds=1), False),
+        (timedelta(0), True),
+    ],
+)
+def test_window_edges_simple(offset: timedelta, ok: bool) -> None:
+    payload = simple(time=(NOW + offset).isoformat())
+    if ok:
+        assert rows(payload)[0].time == NOW + offset
+    else:
+        assert fails(payload) == ("validate", "timestamp_out_of_window")
+
+
+@pytest.mark.parametrize(
+    ("offset_s", "ok"),
+    [
+        (-7 * 86400, True),
+        (-7 * 86400 - 0.001, False),
+        (300, True),
+        (300.001, False),
+        (1e12, False),
+        (-1e12, False),
+    ],
+)
+def test_window_edges_senml(offset_s: float, ok: bool) -> None:
+    payload = [{"bn": "d:", "bt": NOW_S, "n": "x", "t": offset_s, "v": 1}]
+    if ok:
+        assert rows(payload)[0].time == NOW + timedelta(seconds=offset_s)
+    else:
+        assert fails(payload) == ("validate", "timestamp_out_of_window")
+
+
+def test_window_follows_now_not_the_kafka_time() -> None:
+    late_kafka = NOW + timedelta(days=30)
+    payload = simple(time=NOW.isoformat())
+    assert len(rows(payload, at=late_kafka)) == 1
+    assert fails(payload, now=late_kafka) == ("validate", "timestamp_out_of_window")
+
+
+def test_window_settings_apply() -> None:
+    tight = TelemetrySettings(max_age_s=60, max_future_s=0)
+    assert fails(simple(time=(NOW - timedelta(seconds=61)).isoformat()), config=tight) == (
+        "validate",
+        "timestamp_out_of_window",
+    )
+    assert fails(simple(time=(NOW + timedelta(seconds=1)).isoformat()), config=tight) == (
+        "validate",
+        "timestamp_out_of_window",
+    )
+
+
+# --- device UUID (section 5.4) ------------------------------------------------------
+
+
+def test_canonical_uuid_is_lower_cased_without_device_ref() -> None:
+    ref = "0F8FAD5B-D9CB-469F-A165-70867728950E"
+    row = rows(simple(device_id=ref))[0]
+    assert row.device_id == uuid.UUID(ref.lower())
+    assert "device_ref" not in row.metadata
+    senml_row = rows([{"bn": ref.lower() + ":", "bt": NOW_S, "n": "x", "v": 1}])[0]
+    assert senml_row.device_id == row.device_id
+
+
+def test_non_canonical_ids_map_to_uuid5_of_the_nfc_trimmed_id() -> None:
+    decomposed = "  Cafe\u0301-7 "
+    row = rows(simple(device_id=decomposed))[0]
+    assert row.device_id == uuid.uuid5(NS_DEVICE, "Caf\u00e9-7")
+    assert row.metadata["device_ref"] == "Caf\u00e9-7"
+    # case is kept: another id
+    assert rows(simple(device_id="caf\u00e9-7"))[0].device_id != row.device_id
+    # braces or no hyphens are not the canonical form
+    braced = "{0f8fad5b-d9cb-469f-a165-70867728950e}"
+    assert rows(simple(device_id=braced))[0].device_id == uuid.uuid5(NS_DEVICE, braced)
+
+
+def test_both_formats_give_one_device_uuid() -> None:
+    a = rows(simple(device_id="tracker-9"))[0]
+    b = rows([{"bn": "tracker-9:", "bt": NOW_S, "n": "x", "v": 1}])[0]
+    c = rows([{"bt": NOW_S, "n": "x", "v": 1}], key=b"tracker-9")[0]
+    assert a.device_id == b.device_id == c.device_id == uuid.uuid5(NS_DEVICE, "tracker-9")
+
+
+def test_blank_device_id_is_missing() -> None:
+    assert fails(simple(device_id="   ")) == ("validate", "missing_field")
+
+
+def test_rows_are_finite_floats() -> None:
+    out = rows([{"bn": "d:", "bt": NOW_S, "n": "big", "v": 10**30}])
+    assert isinstance(out[0].metric_value, float)
+    assert math.isfinite(out[0].metric_value)

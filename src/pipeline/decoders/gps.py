@@ -160,7 +160,7 @@ def _avl_fix(obj: dict[str, Any], ctx: _Context, what: str) -> LocationFix:
     if lat is None or lon is None:
         raise ValidationError("missing_field", f"{what}: lat and lon are required")
     _check_position(lat, lon, what)
-    if obj.get("time") is None:
+    if obj.get("time") is None or obj["time"] == "":
         raise ValidationError("missing_field", f"{what}.time is required")
     when = ctx.in_window(parse_timestamp(obj["time"], f"{what}.time"), what)
 

@@ -127,7 +127,7 @@ def _simple_row(
     ref = required_text(obj, "device_id", MAX_DEVICE_ID, what)
     device_type = required_text(obj, "device_type", MAX_DEVICE_TYPE, what)
     raw_time = obj.get("time")
-    if raw_time is None:
+    if raw_time is None or raw_time == "":
         raise ValidationError("missing_field", f"{what}.time is required")
     # Records of one message usually share their time text; parse it once.
     at = times.get(raw_time) if type(raw_time) is not list and type(raw_time) is not dict else None
