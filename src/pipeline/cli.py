@@ -58,7 +58,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.devstack import run_dev
+    from pipeline.devrun import run_dev
 
     return run_dev(settings, args)
 

@@ -211,7 +211,7 @@ class PlausibilityTracker:
 
         blocking = set(flags) - _ACCEPTABLE
         if blocking == {"teleport"}:
-            if False:
+            if self._recovers(state.rejected, here, v_max):
                 flags.remove("teleport")
                 metadata["recovered"] = True
                 blocking = set()

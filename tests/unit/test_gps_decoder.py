@@ -602,3 +602,11 @@ def test_nmea_window() -> None:
 def test_nmea_null_island() -> None:
     body = "GPRMC,101950.00,A,0000.0000,N,00000.0000,E,0.0,0.0,140325,,,A"
     assert fails(nmea(body)) == ("validate", "value_out_of_range")
+
+
+def test_repeated_sentence_for_the_same_time_adds_nothing() -> None:
+    again = RMC.replace("6011.2345", "6012.0000").replace(",23.7,", ",1.0,")
+    f = fix(nmea(RMC, again, GGA, GGA.replace(",09,", ",03,")))
+    assert f.lat == pytest.approx(60 + 11.2345 / 60, abs=1e-9)
+    assert f.speed == pytest.approx(12.192, abs=1e-9)
+    assert f.metadata["satellites"] == 9

@@ -883,3 +883,29 @@ def test_rows_are_finite_floats() -> None:
     out = rows([{"bn": "d:", "bt": NOW_S, "n": "big", "v": 10**30}])
     assert isinstance(out[0].metric_value, float)
     assert math.isfinite(out[0].metric_value)
+
+
+def test_extra_lat_lon_of_a_paired_group_count_as_duplicates() -> None:
+    out = decode(
+        [
+            {"bn": "d:", "bt": NOW_S, "n": "lat", "v": 60.0},
+            {"n": "lon", "v": 24.0},
+            {"n": "gps_lat", "u": "lat", "v": 61.0},
+            {"n": "x", "v": 1},
+        ]
+    )
+    assert [(r.metric_name, r.location) for r in out.rows] == [("x", (24.0, 60.0))]
+    assert out.duplicates_in_message == 1
+
+
+def test_nul_in_the_kafka_key_used_as_device() -> None:
+    assert fails([{"bt": NOW_S, "n": "x", "v": 1}], key=b"dev\x00") == ("validate", "nul_in_text")
+
+
+def test_producer_metadata_never_supplies_pipeline_keys() -> None:
+    row = rows(simple(metadata={"kind": "bool", "unit": "psi", "device_ref": "x", "site": "A"}))[0]
+    assert row.metadata == {
+        "site": "A",
+        "device_ref": "SCBA-0457",
+        "received_at": "2025-03-14T10:00:00Z",
+    }

@@ -38,23 +38,24 @@ def loads(text: str) -> Any:
         return parse_json(text)
     objects = structure.count("{")
     arrays = structure.count("[")
-    if objects + arrays > MAX_JSON_DEPTH and _depth(obj) > MAX_JSON_DEPTH:
-        return parse_json(text)
     # Every member in the text has one structural colon; orjson drops repeated
     # keys, so fewer members than colons means a duplicate.
-    if structure.count(":") != _members(obj, objects, arrays):
+    colons = structure.count(":")
+    t = type(obj)
+    if t is dict and objects == 1 and arrays == 0:
+        return obj if colons == len(obj) else parse_json(text)
+    # The usual telemetry pack, one array of flat objects: two levels, counted in C.
+    if t is list and arrays == 1 and objects == len(obj) and set(map(type, obj)) == {dict}:
+        return obj if colons == sum(map(len, obj)) else parse_json(text)
+    if objects + arrays > MAX_JSON_DEPTH and _depth(obj) > MAX_JSON_DEPTH:
+        return parse_json(text)
+    if colons != _members(obj):
         return parse_json(text)
     return obj
 
 
-def _members(obj: Any, objects: int, arrays: int) -> int:
+def _members(obj: Any) -> int:
     """Number of object members in the parsed value."""
-    t = type(obj)
-    if t is dict and objects == 1 and arrays == 0:
-        return len(obj)
-    # The usual telemetry pack: one array of flat objects, counted in C.
-    if t is list and arrays == 1 and objects == len(obj) and set(map(type, obj)) == {dict}:
-        return sum(map(len, obj))
     total = 0
     stack = [obj]
     while stack:

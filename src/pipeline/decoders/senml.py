@@ -217,6 +217,8 @@ def _device(bn: str, ctx: MessageContext, i: int) -> tuple[UUID, dict[str, Any]]
         what = "Kafka key (device of a pack without bn)"
     if not ref:
         raise ValidationError("missing_field", f"SenML record {i}: no bn and no Kafka key")
+    if "\x00" in ref:  # the key is not covered by the message's own NUL check
+        raise ValidationError("nul_in_text", "NUL character in the Kafka key")
     uid, device_ref = device(ref, what)
     meta: dict[str, Any] = {"received_at": ctx.received_at}
     if device_ref is not None:
