@@ -41,9 +41,10 @@ def load_fixtures() -> dict[str, object]:
     return json.loads((SAMPLES / "fixtures.json").read_text("utf-8"))
 
 
-@pytest.fixture(scope="session")
-def broker() -> Iterator[devstack.Broker]:
-    b = devstack.Broker(devstack.free_port()).start()
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[devstack.Broker]:
+    """A broker of the test's own: topics and groups start empty every time."""
+    b = devstack.Broker(devstack.free_port()).start(str(tmp_path / "broker.log"))
     yield b
     b.stop()
 

@@ -1,0 +1,62 @@
+"""The real ``eriop worker`` process: start, health, metrics, bounded shutdown,
+and a clear message when a dependency is unreachable."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.devstack import Broker, free_port
+from tests.integration.workerproc import WorkerProcess, worker_env
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def group_env() -> dict[str, str]:
+    """Consumer groups of their own, so tests never share committed positions."""
+    tag = uuid.uuid4().hex[:8]
+    return {"ERIOP_KAFKA__ALERTS_GROUP": f"alerts-{tag}", "ERIOP_KAFKA__BULK_GROUP": f"bulk-{tag}"}
+
+
+@pytest.fixture
+def worker(
+    broker: Broker, fresh_db: str, redis_url: str, tmp_path: Path, group_env: dict[str, str]
+) -> Iterator[WorkerProcess]:
+    w = WorkerProcess(worker_env(broker.bootstrap, fresh_db, redis_url, **group_env), tmp_path)
+    w.start()
+    yield w
+    w.stop()
+
+
+def test_worker_serves_health_and_metrics_and_stops_on_sigterm(worker: WorkerProcess) -> None:
+    health = worker.wait_healthy()
+    assert health["status"] == "ok"
+    assert set(health["dependencies"]) == {"postgres", "redis", "kafka"}
+    assert all(d["ok"] for d in health["dependencies"].values())
+    status, body = worker.get("/metrics")
+    text = body.decode()
+    assert status == 200
+    assert "eriop_worker_up 1.0" in text
+    assert 'eriop_build_info{version="' in text
+    code, took = worker.stop()
+    assert code == 0, worker.log()
+    assert took < 25, f"shutdown took {took:.1f}s"
+
+
+def test_unreachable_dependency_gives_a_clear_message(
+    broker: Broker, redis_url: str, tmp_path: Path, group_env: dict[str, str]
+) -> None:
+    dead_pg = f"postgresql://127.0.0.1:{free_port()}/eriop"
+    w = WorkerProcess(worker_env(broker.bootstrap, dead_pg, redis_url, **group_env), tmp_path)
+    w.start("--wait", "3")
+    assert w.proc is not None
+    code = w.proc.wait(60)
+    log = w.log()
+    assert code == 2
+    assert "waiting for PostgreSQL" in log and "retrying" in log
+    assert "cannot start" in log
+    assert "Traceback" not in log
