@@ -93,9 +93,9 @@ async def pg(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[str]:
+async def redis_url() -> str:
     devstack.ensure_redis(REDIS_URL)
     client = aioredis.from_url(REDIS_URL)
     await client.flushdb()
     await client.aclose()
-    yield REDIS_URL
+    return REDIS_URL

@@ -14,7 +14,7 @@ import ssl
 from typing import Any
 
 import faust
-from aiohttp import web
+from faust.web import Request, Response, View
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -87,7 +87,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     within = max(settings.batch.alert_linger_ms, 1) / 1000
 
     @app.service
-    class RuntimeService(Service):  # type: ignore[misc]
+    class RuntimeService(Service):
         """Starts the runtime before agents consume and closes it last."""
 
         async def on_start(self) -> None:
@@ -103,7 +103,6 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             metrics.BATCH_SIZE.labels("alerts").observe(len(records))
             await runtime.alerts.handle(records)
 
-    @app.on_partitions_assigned.connect
     async def seek_to_stored(app_: faust.App, assigned: set[Any], **_: Any) -> None:
         mine = [tp for tp in assigned if tp.topic in ALERT_TOPICS]
         if not mine:
@@ -114,13 +113,15 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             if pos is not None:
                 await app_.consumer.seek(tp, pos)
 
+    app.on_partitions_assigned.connect(seek_to_stored)  # type: ignore[arg-type]
+
     @app.page("/metrics")
-    async def metrics_page(web_: Any, request: Any) -> web.Response:
-        return web.Response(body=generate_latest(metrics.REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def metrics_page(view: View, request: Request) -> Response:
+        return view.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
 
     @app.page("/health")
-    async def health_page(web_: Any, request: Any) -> web.Response:
+    async def health_page(view: View, request: Request) -> Response:
         report = await runtime.health()
-        return web.json_response(report, status=200 if report["ok"] else 503)
+        return view.json(report, status=200 if report["ok"] else 503)
 
     return app

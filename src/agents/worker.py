@@ -18,7 +18,7 @@ from pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class _BoundedWorker(faust.Worker):  # type: ignore[misc]
+class _BoundedWorker(faust.Worker):
     """A Faust worker whose shutdown cannot outlive its budget."""
 
     shutdown_budget_s: float = 25.0

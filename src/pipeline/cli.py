@@ -66,19 +66,19 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.dlqtool import run_dlq
 
-    return asyncio.run(run_dlq(settings, args))
+    return int(asyncio.run(run_dlq(settings, args)))
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.watch import run_watch
 
-    return asyncio.run(run_watch(settings, args))
+    return int(asyncio.run(run_watch(settings, args)))
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.bench import run_bench
 
-    return run_bench(settings, args)
+    return int(run_bench(settings, args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         settings = Settings()
-    except Exception as exc:  # noqa: BLE001 - pydantic's message names the bad variable
+    except Exception as exc:
         _say(f"eriop: invalid configuration: {exc}")
         return 2
     return int(args.func(args, settings))

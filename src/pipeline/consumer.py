@@ -105,7 +105,9 @@ class BatchConsumer:
             try:
                 await self._consumer.commit(commits)
             except KafkaError as exc:
-                log.info("%s kafka commit skipped (positions are in PostgreSQL): %s", self.name, exc)
+                log.info(
+                    "%s kafka commit skipped (positions are in PostgreSQL): %s", self.name, exc
+                )
             await self._report_lag(batch.keys())
 
     async def _report_lag(self, tps: object) -> None:
@@ -113,7 +115,8 @@ class BatchConsumer:
             try:
                 end = self._consumer.highwater(tp)
                 pos = await self._consumer.position(tp)
-            except Exception:  # noqa: BLE001 - lag is best effort
+            except (KafkaError, AssertionError, ValueError) as exc:  # lag is best effort
+                log.debug("lag of %s unavailable: %s", tp, exc)
                 continue
             if end is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(end - pos, 0))

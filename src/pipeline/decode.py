@@ -95,9 +95,9 @@ def _nesting_depth_exceeds(text: str, limit: int) -> bool:
 
 def parse_json(text: str) -> Any:
     """Step 4 for JSON: strict (no duplicate keys, depth <= 32, no NaN/Infinity)."""
-    if ("[" in text or "{" in text) and text.count("[") + text.count("{") > MAX_JSON_DEPTH:
-        if _nesting_depth_exceeds(text, MAX_JSON_DEPTH):
-            raise DecodeError("not_json", f"JSON nesting deeper than {MAX_JSON_DEPTH}")
+    brackets = text.count("[") + text.count("{")
+    if brackets > MAX_JSON_DEPTH and _nesting_depth_exceeds(text, MAX_JSON_DEPTH):
+        raise DecodeError("not_json", f"JSON nesting deeper than {MAX_JSON_DEPTH}")
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -140,7 +140,9 @@ def parse_timestamp(value: Any, field: str) -> datetime:
         try:
             dt = datetime.fromisoformat(text)
         except ValueError:
-            raise ValidationError("invalid_value", f"{field}: unparseable time {text[:40]!r}") from None
+            raise ValidationError(
+                "invalid_value", f"{field}: unparseable time {text[:40]!r}"
+            ) from None
         if dt.tzinfo is None:
             raise ValidationError("invalid_value", f"{field}: time has no UTC offset")
         return dt.astimezone(UTC)

@@ -23,7 +23,7 @@ import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline import devstack
-from pipeline.errors import EriopError
+from pipeline.errors import ConfigError, EriopError
 from pipeline.migrate import create_database, migrate
 from pipeline.settings import Settings
 from pipeline.simulate import seed_demo
@@ -37,7 +37,7 @@ def _say(msg: str) -> None:
 
 
 def scrape(port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:  # noqa: S310
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
         text = resp.read().decode()
     out: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
     for fam in text_string_to_metric_families(text):
@@ -61,10 +61,14 @@ def status_lines(prev: dict[str, float], cur: dict[str, float], dt: float, m: di
             f"{topic:<15} {rate:>9.0f} {o.get('stored', 0):>9.0f} {o.get('duplicate', 0):>7.0f} "
             f"{o.get('dead_lettered', 0):>7.0f} {o.get('skipped', 0):>8.0f}"
         )
-    alerts = sum(v for k, v in m.get("eriop_rows_written_total", {}).items() if ("table", "alerts") in k)
+    alerts = sum(
+        v for k, v in m.get("eriop_rows_written_total", {}).items() if ("table", "alerts") in k
+    )
     dead = sum(m.get("eriop_dead_letters_total", {}).values())
     pending = sum(m.get("eriop_outbox_pending", {}).values())
-    lines.append(f"alerts stored {alerts:.0f} · dead letters {dead:.0f} · outbox pending {pending:.0f}")
+    lines.append(
+        f"alerts stored {alerts:.0f} · dead letters {dead:.0f} · outbox pending {pending:.0f}"
+    )
     return lines
 
 
@@ -98,22 +102,31 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(_prepare(dsn, fresh_broker))
         env = {
             "ERIOP_KAFKA_BOOTSTRAP": bootstrap,
-            "ERIOP_EMBEDDED_BROKER": "true" if not explicit_kafka else os.environ.get("ERIOP_EMBEDDED_BROKER", "false"),
-            "ERIOP_KAFKA__IDEMPOTENCE": "false" if not explicit_kafka else os.environ.get("ERIOP_KAFKA__IDEMPOTENCE", "true"),
+            "ERIOP_EMBEDDED_BROKER": "true"
+            if not explicit_kafka
+            else os.environ.get("ERIOP_EMBEDDED_BROKER", "false"),
+            "ERIOP_KAFKA__IDEMPOTENCE": "false"
+            if not explicit_kafka
+            else os.environ.get("ERIOP_KAFKA__IDEMPOTENCE", "true"),
             "ERIOP_DATABASE_URL": dsn,
             "ERIOP_REDIS_URL": redis_url,
             "ERIOP_METRICS_PORT": str(settings.metrics_port),
         }
         cli = [sys.executable, "-m", "pipeline.cli"]
         wlog = open(STATE_DIR / "worker.log", "ab")  # noqa: SIM115
-        worker = subprocess.Popen([*cli, "worker"], env=_env(env), stdout=wlog, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [*cli, "worker"], env=_env(env), stdout=wlog, stderr=subprocess.STDOUT
+        )
         started.append(worker)
         _say(f"worker started (log: {STATE_DIR / 'worker.log'}); waiting until it is healthy")
         _wait_healthy(settings.metrics_port, worker)
         slog = open(STATE_DIR / "simulate.log", "ab")  # noqa: SIM115
         sim = [*cli, "simulate", "--rate", str(args.rate), "--alert-rate", "2"]
         started.append(subprocess.Popen(sim, env=_env(env), stdout=slog, stderr=subprocess.STDOUT))
-        _say(f"simulated devices sending {args.rate:.0f} msg/s; metrics on :{settings.metrics_port}/metrics; Ctrl-C stops")
+        _say(
+            f"simulated devices sending {args.rate:.0f} msg/s; "
+            f"metrics on :{settings.metrics_port}/metrics; Ctrl-C stops"
+        )
         _status_loop(settings.metrics_port, args.duration, started)
     except KeyboardInterrupt:
         pass
@@ -142,15 +155,17 @@ def _wait_healthy(port: int, worker: subprocess.Popen[bytes], timeout: float = 9
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise devstack.ConfigError(f"the worker exited with code {worker.returncode}; see .eriop/worker.log")
+            raise ConfigError(
+                f"the worker exited with code {worker.returncode}; see .eriop/worker.log"
+            )
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                 if r.status == 200:
                     return
         except OSError:
             pass
         time.sleep(0.5)
-    raise devstack.ConfigError("the worker did not become healthy; see .eriop/worker.log")
+    raise ConfigError("the worker did not become healthy; see .eriop/worker.log")
 
 
 def _status_loop(port: int, duration: float | None, procs: list[subprocess.Popen[bytes]]) -> None:
@@ -161,7 +176,7 @@ def _status_loop(port: int, duration: float | None, procs: list[subprocess.Popen
         time.sleep(2)
         for p in procs:
             if p.poll() is not None:
-                raise devstack.ConfigError(f"{p.args[3]} exited with code {p.returncode}")  # type: ignore[index]
+                raise ConfigError(f"a child process exited with code {p.returncode}")
         now = time.monotonic()
         try:
             m = scrape(port)

@@ -16,6 +16,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -161,11 +162,12 @@ def ensure_redis(url: str, timeout: float = 15.0) -> None:
     exe = shutil.which("redis-server")
     if exe is None:
         raise ConfigError(f"redis-server is not installed; {SETUP_HINT}")
-    os.makedirs("/tmp/eriop-redis", exist_ok=True)  # noqa: S108
+    data_dir = os.path.join(tempfile.gettempdir(), "eriop-redis")
+    os.makedirs(data_dir, exist_ok=True)
     subprocess.run(
         [
             exe, "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port),
-            "--save", "", "--appendonly", "no", "--dir", "/tmp/eriop-redis",
+            "--save", "", "--appendonly", "no", "--dir", data_dir,
         ],
         check=False, capture_output=True,
     )  # fmt: skip

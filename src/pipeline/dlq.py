@@ -48,6 +48,8 @@ def build_dead_letter(
     value = record.value or b""
     truncated = error_code == "oversize" and len(value) > OVERSIZE_COPY_BYTES
     copied = value[:OVERSIZE_COPY_BYTES] if truncated else value
+    v_text: str | None
+    v_b64: str | None
     if truncated:
         # a cut may split a UTF-8 sequence: keep such a copy as base64
         v_text, v_b64 = None, base64.b64encode(copied).decode("ascii")
@@ -104,9 +106,7 @@ class DeadLetterPublisher:
                 headers = [*record.headers, ("eriop-error-code", letter.error_code.encode())]
                 body = orjson.dumps(envelope_dict(letter))
                 futures.append(
-                    await self._producer.send(
-                        self._topic, body, key=record.key, headers=headers
-                    )
+                    await self._producer.send(self._topic, body, key=record.key, headers=headers)
                 )
             await asyncio.gather(*futures)
         except KafkaError as exc:

@@ -23,7 +23,8 @@ from schemas.canonical import CanonicalAlert
 log = logging.getLogger(__name__)
 
 _LOAD = """
-SELECT g.id, g.name, g.kind, g.agency_id, a.code AS agency_code, ST_AsBinary(g.area::geometry) AS wkb
+SELECT g.id, g.name, g.kind, g.agency_id, a.code AS agency_code,
+       ST_AsBinary(g.area::geometry) AS wkb
 FROM geofences g LEFT JOIN agencies a ON a.id = g.agency_id
 WHERE g.active"""
 _VERSION = "SELECT count(*), max(updated_at) FROM geofences WHERE active"

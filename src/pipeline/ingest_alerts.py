@@ -39,6 +39,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _count_alert_quirks(meta: dict[str, object]) -> None:
+    """Counters for conditions the pure decoders record in metadata."""
+    dc09 = meta.get("dc09")
+    if isinstance(dc09, dict) and dc09.get("length_mismatch"):
+        metrics.DC09_LENGTH_MISMATCH.inc()
+    if meta.get("device_unregistered"):
+        metrics.DEVICE_UNREGISTERED.inc()
+
+
 class AlertIngestor:
     def __init__(
         self,
@@ -153,6 +162,8 @@ class AlertIngestor:
             for i in intents:
                 if isinstance(i, Discard):
                     metrics.SKIPPED.labels(record.topic, i.reason).inc()
+                elif isinstance(i, StoreAlert) and outcome == "stored":
+                    _count_alert_quirks(i.alert.metadata)
             if outcome == "stored":
                 lag = (now - record.kafka_time).total_seconds()
                 metrics.END_TO_END_LATENCY.labels("alerts", "receive").observe(max(lag, 0.0))

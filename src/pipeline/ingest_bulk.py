@@ -148,7 +148,9 @@ class BulkIngestor:
         resolved: list[tuple[RawRecord, list[tuple[LocationFix, ResourceInfo]]]] = []
         for record, fixes in parsed:
             try:
-                resolved.append((record, [(f, self._resolver.resolve(f.resource_ref)) for f in fixes]))
+                resolved.append(
+                    (record, [(f, self._resolver.resolve(f.resource_ref)) for f in fixes])
+                )
             except Exception as exc:
                 dead.append((record, dead_letter_for(record, exc, now)))
         await self._dead(dead, done)
@@ -157,7 +159,9 @@ class BulkIngestor:
         assessed = await self._tracker.assess(pairs)
         rows = list(assessed.rows)
         moves = list(assessed.moves) or [False] * len(rows)
-        await self._geofences.prime(sorted({str(r.resource_id) for r, m in zip(rows, moves, strict=True) if m}))
+        await self._geofences.prime(
+            sorted({str(r.resource_id) for r, m in zip(rows, moves, strict=True) if m})
+        )
         newest: dict[UUID, LocationRow] = {}
         inside_now: dict[UUID, frozenset[str]] = {}
         events: list[dict[str, Any]] = []
@@ -196,7 +200,10 @@ class BulkIngestor:
             self._live.geofence_event(e)
 
     def _account(
-        self, outcomes: list[tuple[RawRecord, str]], skipped: list[tuple[RawRecord, str]], now: datetime
+        self,
+        outcomes: list[tuple[RawRecord, str]],
+        skipped: list[tuple[RawRecord, str]],
+        now: datetime,
     ) -> None:
         stream = "telemetry"
         for record, outcome in outcomes:

@@ -57,7 +57,9 @@ class Retrier:
         self._cap = cap_s
         self.stopping = False
 
-    async def run(self, fn: Callable[[], Awaitable[T]], on_retry: Callable[[], None] | None = None) -> T:
+    async def run(
+        self, fn: Callable[[], Awaitable[T]], on_retry: Callable[[], None] | None = None
+    ) -> T:
         delay = self._base
         while True:
             try:

@@ -59,17 +59,24 @@ class LiveState:
             if positions:
                 await self._live.update_positions(
                     [
-                        (rid, {k: str(v) for k, v in st.items() if v is not None}, st["lon"], st["lat"])
+                        (
+                            rid,
+                            {k: str(v) for k, v in st.items() if v is not None},
+                            st["lon"],
+                            st["lat"],
+                        )
                         for rid, st in positions.items()
                     ]
                 )
-                self._positions = {k: v for k, v in self._positions.items() if v is not positions.get(k)}
+                self._positions = {
+                    k: v for k, v in self._positions.items() if v is not positions.get(k)
+                }
             if devices:
                 await self._live.touch_devices(devices)
                 self._devices = {k: v for k, v in self._devices.items() if devices.get(k) != v}
             if events:
                 await self._live.publish(CH_GEOFENCE, events)
-                self._geofence_events = self._geofence_events[len(events):]
+                self._geofence_events = self._geofence_events[len(events) :]
             metrics.DEPENDENCY_UP.labels("redis").set(1)
             return True
         except TransientError as exc:

@@ -20,7 +20,7 @@ from pipeline.consumer import BatchConsumer
 from pipeline.db import Database
 from pipeline.decoders.axis import AxisEdgeTracker
 from pipeline.dlq import DeadLetterPublisher
-from pipeline.errors import BrokerUnavailable, EriopError
+from pipeline.errors import BrokerUnavailable, EriopError, TransientError
 from pipeline.geo import GeoIndex
 from pipeline.geofence import GeofenceTracker
 from pipeline.ingest_alerts import AlertIngestor, Clock, utc_now
@@ -137,10 +137,21 @@ class Runtime:
         metrics.WORKER_UP.set(1)
 
     async def _maintenance(self) -> None:
+        """Geofence refresh, dependency gauges, and partitions kept ahead of the clock."""
+        last_partitions = 0.0
         while True:
             await asyncio.sleep(30)
             await self.geo.refresh()
             await self.health()
+            if time.monotonic() - last_partitions > 3600:
+                try:
+                    async with self.db.connection() as conn:
+                        await conn.execute(
+                            "SELECT eriop_ensure_partitions_around_now('1 day', '28 days')"
+                        )
+                    last_partitions = time.monotonic()
+                except TransientError as exc:
+                    log.warning("partition maintenance postponed: %s", exc.reason)
 
     async def close(self, timeout: float = 15.0) -> None:
         """Bounded graceful shutdown: stop consuming, flush, then disconnect."""
@@ -180,5 +191,5 @@ class Runtime:
             client = self.producer.client
             ready = await asyncio.wait_for(client.ready(client.get_random_node()), 5)
             return {"ok": bool(ready)}
-        except Exception as exc:  # noqa: BLE001 - health reports, never raises
+        except Exception as exc:
             return {"ok": False, "error": str(exc)[:200]}

@@ -40,7 +40,8 @@ async def seed_demo(dsn: str, fleet: Fleet) -> None:
             )  # fmt: skip
         for i, serial in enumerate(fleet.cameras):
             await conn.execute(
-                "INSERT INTO resources (type, subtype, name, identifier, agency_id, current_location) "
+                "INSERT INTO resources "
+                "(type, subtype, name, identifier, agency_id, current_location) "
                 "SELECT 'equipment', 'audio_sensor', $1, $2::varchar, $3, "
                 "ST_SetSRID(ST_MakePoint($4, $5), 4326)::geography "
                 "WHERE NOT EXISTS (SELECT 1 FROM resources WHERE identifier = $2::varchar)",
@@ -70,7 +71,9 @@ async def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
             now = datetime.now(UTC)
             due = int(args.rate * (tick - started)) - sent
             for _ in range(max(due, 0)):
-                topic, key, value, headers = traffic.telemetry(now) if traffic.rnd.random() < 0.7 else traffic.gps(now)
+                topic, key, value, headers = (
+                    traffic.telemetry(now) if traffic.rnd.random() < 0.7 else traffic.gps(now)
+                )
                 if args.bad_ratio and traffic.rnd.random() < args.bad_ratio:
                     topic, key, value, headers = traffic.bad(topic)
                     bad += 1
@@ -86,5 +89,8 @@ async def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
         pass
     finally:
         await producer.stop()
-        print(f"eriop simulate: sent {sent} telemetry/GPS ({bad} malformed) and {alerts} alerts", file=sys.stderr)
+        print(
+            f"eriop simulate: sent {sent} telemetry/GPS ({bad} malformed) and {alerts} alerts",
+            file=sys.stderr,
+        )
     return 0

@@ -84,9 +84,17 @@ class Traffic:
     def alarm(self, now: datetime) -> Message:
         self._seq = self._seq % 9999 + 1
         account = f"{self.rnd.randrange(1000, 1100):04d}"
-        code, zone = self.rnd.choice([("BA", 12), ("FA", 3), ("PA", 1), ("OP", 2), ("CL", 2), ("TA", 7)])
-        body = f'"SIA-DCS"{self._seq:04d}R1L1#{account}[#{account}|Nri1/{code}{zone:03d}]{_stamp(now)}'
-        envelope = {"receiver": "sim-receiver-1", "received_at": now.isoformat(), "frame": dc09_frame(body)}
+        code, zone = self.rnd.choice(
+            [("BA", 12), ("FA", 3), ("PA", 1), ("OP", 2), ("CL", 2), ("TA", 7)]
+        )
+        body = (
+            f'"SIA-DCS"{self._seq:04d}R1L1#{account}[#{account}|Nri1/{code}{zone:03d}]{_stamp(now)}'
+        )
+        envelope = {
+            "receiver": "sim-receiver-1",
+            "received_at": now.isoformat(),
+            "frame": dc09_frame(body),
+        }
         return ("alerts.alarm", account.encode(), json.dumps(envelope).encode(), [])
 
     def axis(self, now: datetime) -> Message:
@@ -97,7 +105,11 @@ class Traffic:
         payload = {
             "topic": f"axis:AudioClassification/{path}",
             "timestamp": int(now.timestamp() * 1000),
-            "message": {"source": {"AudioSource": "AudioDevice0Input0"}, "key": {}, "data": {"Detected": "1" if state else "0"}},
+            "message": {
+                "source": {"AudioSource": "AudioDevice0Input0"},
+                "key": {},
+                "data": {"Detected": "1" if state else "0"},
+            },
         }
         key = f"axis/{serial}/event/tns:axis/AudioClassification/{path}"
         return ("alerts.axis", key.encode(), json.dumps(payload).encode(), [])
@@ -145,12 +157,29 @@ class Traffic:
         device = self.rnd.choice(self.devices)
         t = now.timestamp()
         if self.rnd.random() < 0.5:
-            pack = [{"bn": f"{device}:", "bt": t, "n": "battery", "u": "%EL", "v": round(self.rnd.uniform(10, 100), 1)}]
-            pack += [{"n": f"temp{i}", "u": "Cel", "v": round(self.rnd.gauss(20, 3), 2)} for i in range(points - 1)]
+            pack = [
+                {
+                    "bn": f"{device}:",
+                    "bt": t,
+                    "n": "battery",
+                    "u": "%EL",
+                    "v": round(self.rnd.uniform(10, 100), 1),
+                }
+            ]
+            pack += [
+                {"n": f"temp{i}", "u": "Cel", "v": round(self.rnd.gauss(20, 3), 2)}
+                for i in range(points - 1)
+            ]
             return ("telemetry.raw", device.encode(), json.dumps(pack).encode(), [])
         iso = now.isoformat()
         rows = [
-            {"device_id": device, "device_type": "sensor", "time": iso, "metric": f"m{i}", "value": round(self.rnd.random() * 100, 3)}
+            {
+                "device_id": device,
+                "device_type": "sensor",
+                "time": iso,
+                "metric": f"m{i}",
+                "value": round(self.rnd.random() * 100, 3),
+            }
             for i in range(points)
         ]
         return ("telemetry.raw", device.encode(), json.dumps(rows).encode(), [])

@@ -39,12 +39,24 @@ def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return [f"{path}: expected {expected!r}, got {actual!r}"]
-        return [m for i, (e, a) in enumerate(zip(expected, actual, strict=True)) for m in mismatches(e, a, f"{path}[{i}]")]
+        return [
+            m
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+            for m in mismatches(e, a, f"{path}[{i}]")
+        ]
     exp_t, act_t = _as_instant(expected), _as_instant(actual)
     if exp_t is not None and act_t is not None:
         return [] if exp_t == act_t else [f"{path}: {exp_t} != {act_t}"]
-    if isinstance(expected, float | int) and not isinstance(expected, bool) and isinstance(actual, float | int):
-        return [] if math.isclose(expected, actual, abs_tol=1e-6) else [f"{path}: {expected} != {actual}"]
+    if (
+        isinstance(expected, float | int)
+        and not isinstance(expected, bool)
+        and isinstance(actual, float | int)
+    ):
+        return (
+            []
+            if math.isclose(expected, actual, abs_tol=1e-6)
+            else [f"{path}: {expected} != {actual}"]
+        )
     if isinstance(actual, UUID):
         actual = str(actual)
     return [] if expected == actual else [f"{path}: expected {expected!r}, got {actual!r}"]

@@ -48,7 +48,8 @@ async def load_resources(conn: asyncpg.Connection) -> None:
     for r in load_fixtures()["resources"]:  # type: ignore[union-attr]
         loc = r["current_location"]
         await conn.execute(
-            "INSERT INTO resources (id, type, subtype, name, identifier, agency_id, current_location) "
+            "INSERT INTO resources "
+            "(id, type, subtype, name, identifier, agency_id, current_location) "
             "VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7::float8 IS NULL THEN NULL ELSE "
             "ST_SetSRID(ST_MakePoint($7, $8), 4326)::geography END)",
             r["id"], r["type"], r["subtype"], r["name"], r["identifier"], FIXTURE_AGENCY,

@@ -46,11 +46,17 @@ def json_alerts(n: int, tag: str) -> list[Message]:
             "alerts.json",
             f"k{i % 7}".encode(),
             json.dumps(
-                {"source": "test_feed", "external_id": f"{tag}-{i}", "type": "panic",
-                 "severity": 1 + i % 5, "title": f"alert {i}", "occurred_at": now}
+                {
+                    "source": "test_feed",
+                    "external_id": f"{tag}-{i}",
+                    "type": "panic",
+                    "severity": 1 + i % 5,
+                    "title": f"alert {i}",
+                    "occurred_at": now,
+                }
             ).encode(),
             [],
-        )  # fmt: skip
+        )
         for i in range(n)
     ]
 
@@ -177,7 +183,11 @@ async def test_simulated_traffic_of_every_alert_format(
     await seed_demo(fresh_db, fleet)
     t = Traffic(fleet, seed=3)
     now = datetime.now(UTC)
-    msgs = [t.alarm(now) for _ in range(20)] + [t.cap(now) for _ in range(5)] + [t.axis(now) for _ in range(10)]
+    msgs = (
+        [t.alarm(now) for _ in range(20)]
+        + [t.cap(now) for _ in range(5)]
+        + [t.axis(now) for _ in range(10)]
+    )
     await produce(broker.bootstrap, msgs)
 
     async def consumed() -> bool:

@@ -76,13 +76,18 @@ async def test_high_volume_every_point_once_and_replay_adds_nothing(
             lambda: _ge(w.metric("eriop_records_total", topic="gps.raw"), 2000), what="gps consumed"
         )
         assert await scalar(fresh_db, "SELECT count(*) FROM telemetry") == 200_000
-        assert await scalar(
-            fresh_db,
-            "SELECT count(*) FROM (SELECT 1 FROM telemetry GROUP BY device_id, metric_name, time "
-            "HAVING count(*) > 1) d",
-        ) == 0
+        assert (
+            await scalar(
+                fresh_db,
+                "SELECT count(*) FROM (SELECT 1 FROM telemetry "
+                "GROUP BY device_id, metric_name, time HAVING count(*) > 1) d",
+            )
+            == 0
+        )
         stored_fixes = await scalar(fresh_db, "SELECT count(*) FROM location_history")
-        assert stored_fixes == 2000 - int(w.metric("eriop_records_total", topic="gps.raw", outcome="duplicate"))
+        assert stored_fixes == 2000 - int(
+            w.metric("eriop_records_total", topic="gps.raw", outcome="duplicate")
+        )
         assert w.metric("eriop_dead_letters_total") == 0
         assert w.stop()[0] == 0
     finally:
@@ -143,7 +148,10 @@ async def test_positions_and_last_seen_reach_redis(
             assert {"lat", "lon", "time"} <= set(h)
         conn = await asyncpg.connect(fresh_db)
         try:
-            moved = await conn.fetchval("SELECT count(*) FROM resources WHERE current_location IS NOT NULL AND type = 'vehicle'")
+            moved = await conn.fetchval(
+                "SELECT count(*) FROM resources "
+                "WHERE current_location IS NOT NULL AND type = 'vehicle'"
+            )
             seen = await conn.fetchval("SELECT count(*) FROM device_last_seen")
         finally:
             await conn.close()

@@ -45,7 +45,11 @@ def check_alert(expect: dict[str, Any], alerts: dict[tuple[str, str], dict[str, 
 
 
 async def check_line(
-    line: dict[str, Any], record: Any, conn: asyncpg.Connection, red: aioredis.Redis, dlq: dict[Any, Any]
+    line: dict[str, Any],
+    record: Any,
+    conn: asyncpg.Connection,
+    red: aioredis.Redis,
+    dlq: dict[Any, Any],
 ) -> None:
     expect = line["expect"]
     outcome = expect["outcome"]
@@ -81,7 +85,8 @@ async def check_line(
 
 
 @pytest.mark.parametrize(
-    "topic", ["alerts.alarm", "alerts.axis", "alerts.cap", "alerts.json", "telemetry.raw", "gps.raw"]
+    "topic",
+    ["alerts.alarm", "alerts.axis", "alerts.cap", "alerts.json", "telemetry.raw", "gps.raw"],
 )
 async def test_samples(topic: str, broker: Broker, fresh_db: str, redis_url: str) -> None:
     conn = await asyncpg.connect(fresh_db)
@@ -101,7 +106,11 @@ async def test_samples(topic: str, broker: Broker, fresh_db: str, redis_url: str
             for line in lines:
                 record = await feeder.feed(line)
                 records.append(record)
-                dlq = await dead_letters(broker.bootstrap) if line["expect"]["outcome"] == "dlq" else {}
+                dlq = (
+                    await dead_letters(broker.bootstrap)
+                    if line["expect"]["outcome"] == "dlq"
+                    else {}
+                )
                 await check_line(line, record, conn, red, dlq)
         published = []
         while (msg := await sub.get_message(timeout=0.5)) is not None:
@@ -146,14 +155,14 @@ async def check_location(conn: asyncpg.Connection, expect: dict[str, Any]) -> No
 
 
 async def check_row_counts(conn: asyncpg.Connection, lines: list[dict[str, Any]]) -> None:
-    tele = sum(len(l["expect"].get("rows") or l["expect"].get("telemetry") or []) for l in lines)
+    tele = sum(len(ln["expect"].get("rows") or ln["expect"].get("telemetry") or []) for ln in lines)
     assert await conn.fetchval("SELECT count(*) FROM telemetry") == tele
-    locs = sum(1 for l in lines if l["expect"]["outcome"] == "location")
+    locs = sum(1 for ln in lines if ln["expect"]["outcome"] == "location")
     assert await conn.fetchval("SELECT count(*) FROM location_history") == locs
     moved = {
-        l["expect"]["row"]["resource_id"]: l["expect"]["row"]["location"]
-        for l in lines
-        if l["expect"]["outcome"] == "location" and l["expect"]["moves_resource"]
+        ln["expect"]["row"]["resource_id"]: ln["expect"]["row"]["location"]
+        for ln in lines
+        if ln["expect"]["outcome"] == "location" and ln["expect"]["moves_resource"]
     }
     for rid, loc in moved.items():
         cur = await conn.fetchval("SELECT current_location FROM resources WHERE id = $1::uuid", rid)

@@ -53,7 +53,10 @@ async def test_every_design_table_and_column_exists(pg: asyncpg.Connection) -> N
 
 
 async def test_every_design_index_exists(pg: asyncpg.Connection) -> None:
-    names = {r["relname"] for r in await pg.fetch("SELECT relname FROM pg_class WHERE relkind IN ('i','I')")}
+    names = {
+        r["relname"]
+        for r in await pg.fetch("SELECT relname FROM pg_class WHERE relkind IN ('i','I')")
+    }
     missing = set(DESIGN_INDEXES) - names
     assert not missing
 
@@ -77,7 +80,8 @@ async def test_dedup_keys_are_unique(pg: asyncpg.Connection) -> None:
 
 async def test_partial_and_covering_indexes(pg: asyncpg.Connection) -> None:
     active = await pg.fetchval("SELECT pg_get_indexdef('idx_incidents_active'::regclass)")
-    assert "WHERE" in active and "closed" in active
+    assert "WHERE" in active
+    assert "closed" in active
     listing = await pg.fetchval("SELECT pg_get_indexdef('idx_incidents_list'::regclass)")
     assert "INCLUDE (incident_number, title, priority)" in listing
 
@@ -124,9 +128,13 @@ async def test_audit_logs_are_append_only(pg: asyncpg.Connection) -> None:
 
 
 async def test_audit_logs_partitioned_by_month(pg: asyncpg.Connection) -> None:
-    assert await pg.fetchval(
-        "SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = 'audit_logs'::regclass"
-    ) == "r"
+    assert (
+        await pg.fetchval(
+            "SELECT partstrat::text FROM pg_partitioned_table "
+            "WHERE partrelid = 'audit_logs'::regclass"
+        )
+        == "r"
+    )
     t = datetime(2024, 2, 10, tzinfo=UTC)
     name = await pg.fetchval("SELECT eriop_ensure_partition('audit_logs', $1)", t)
     assert name == "audit_logs_p20240201"
@@ -153,14 +161,15 @@ async def test_timeseries_rows_across_partitions(pg: asyncpg.Connection) -> None
             t,
         )
     for table in ("telemetry", "location_history"):
-        parts = await pg.fetchval(
-            "SELECT count(DISTINCT tableoid) FROM " + table  # noqa: S608 - constant names
-        )
+        parts = await pg.fetchval("SELECT count(DISTINCT tableoid) FROM " + table)
         assert parts == 4
         # ingest writes only into partitions that exist: a missing range is refused
-        assert await pg.fetchval(
-            "SELECT count(*) FROM pg_inherits WHERE inhparent = $1::regclass", table
-        ) >= 4
+        assert (
+            await pg.fetchval(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = $1::regclass", table
+            )
+            >= 4
+        )
     with pytest.raises(asyncpg.PostgresError, match="no partition"):
         await pg.execute(
             "INSERT INTO telemetry (time, device_id, device_type, metric_name) "

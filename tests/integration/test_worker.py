@@ -57,6 +57,7 @@ def test_unreachable_dependency_gives_a_clear_message(
     code = w.proc.wait(60)
     log = w.log()
     assert code == 2
-    assert "waiting for PostgreSQL" in log and "retrying" in log
+    assert "waiting for PostgreSQL" in log
+    assert "retrying" in log
     assert "cannot start" in log
     assert "Traceback" not in log

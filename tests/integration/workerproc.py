@@ -36,7 +36,7 @@ class WorkerProcess:
 
     def get(self, path: str) -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(self.url(path), timeout=5) as r:  # noqa: S310
+            with urllib.request.urlopen(self.url(path), timeout=5) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as e:
             return e.code, e.read()

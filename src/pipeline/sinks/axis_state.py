@@ -80,5 +80,3 @@ class PgDeviceDirectory:
         ]
         self._cache[key] = (time.monotonic(), found)
         return found
-
-

@@ -9,6 +9,7 @@ commit and the publish repeats a message rather than losing it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -53,10 +54,8 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = 0.5
         while not self._stopping:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.drain()
@@ -95,8 +94,12 @@ class OutboxRelay:
                 rows = await conn.fetch(_CLAIM, self._batch)
                 if not rows:
                     return 0
-                created = [r["payload"] for r in rows if r["payload"].get("event") == "alert.created"]
-                updated = [r["payload"] for r in rows if r["payload"].get("event") != "alert.created"]
+                created = [
+                    r["payload"] for r in rows if r["payload"].get("event") == "alert.created"
+                ]
+                updated = [
+                    r["payload"] for r in rows if r["payload"].get("event") != "alert.created"
+                ]
                 await self._publish(created, updated)
                 await conn.execute(
                     "DELETE FROM alert_outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]

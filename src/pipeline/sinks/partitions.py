@@ -20,7 +20,9 @@ class PartitionCache:
     def __init__(self) -> None:
         self._known: dict[str, set[date]] = {}
 
-    async def ensure(self, conn: asyncpg.Connection, parent: str, times: Iterable[datetime]) -> None:
+    async def ensure(
+        self, conn: asyncpg.Connection, parent: str, times: Iterable[datetime]
+    ) -> None:
         known = self._known.setdefault(parent, set())
         missing: dict[date, datetime] = {}
         for t in times:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import orjson
 import redis.asyncio as aioredis
@@ -125,8 +125,8 @@ class RedisLive:
         value = await self._call(self.client.hget, key, field)
         return value.decode() if isinstance(value, bytes) else value
 
-    async def hset(self, key: str, mapping: Mapping[str, str | float | int]) -> None:
-        await self._call(self.client.hset, key, mapping=dict(mapping))
+    async def hset(self, key: str, mapping: Mapping[str, str]) -> None:
+        await self._call(self.client.hset, key, mapping=cast("Mapping[Any, Any]", mapping))
 
     async def hgetall_many(self, keys: Sequence[str]) -> list[dict[str, str]]:
         pipe = self.client.pipeline(transaction=False)
@@ -136,14 +136,14 @@ class RedisLive:
         return [{k.decode(): v.decode() for k, v in row.items()} for row in rows]
 
     async def update_positions(
-        self, states: Sequence[tuple[str, Mapping[str, str | float | int], float, float]]
+        self, states: Sequence[tuple[str, Mapping[str, str], float, float]]
     ) -> None:
         """Hash ``eriop:resource:<id>`` and the geo set, for (id, fields, lon, lat)."""
         if not states:
             return
         pipe = self.client.pipeline(transaction=False)
         for rid, fields, lon, lat in states:
-            pipe.hset(resource_key(rid), mapping=dict(fields))
+            pipe.hset(resource_key(rid), mapping=cast("Mapping[Any, Any]", fields))
             pipe.geoadd(GEO_RESOURCES, (lon, lat, rid))
         await self._call(pipe.execute)
 
@@ -153,5 +153,7 @@ class RedisLive:
             return
         pipe = self.client.pipeline(transaction=False)
         for device_id, (last_seen, device_type) in seen.items():
-            pipe.hset(device_key(device_id), mapping={"last_seen": last_seen, "device_type": device_type})
+            pipe.hset(
+                device_key(device_id), mapping={"last_seen": last_seen, "device_type": device_type}
+            )
         await self._call(pipe.execute)

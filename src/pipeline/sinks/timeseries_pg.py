@@ -177,8 +177,9 @@ class TimeseriesStore:
         await conn.copy_records_to_table(stage, records=rows, columns=list(columns))
         cols = ", ".join(columns)
         key = ", ".join(_KEYS[table])
+        # table and column names are module constants, never input
         new = await conn.fetch(
-            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "
+            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "  # noqa: S608
             f"ON CONFLICT DO NOTHING RETURNING {key}"
         )
         await conn.execute(f"TRUNCATE {stage}")
