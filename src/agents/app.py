@@ -117,7 +117,10 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     @app.page("/metrics")
     async def metrics_page(view: View, request: Request) -> Response:
-        return view.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST)
+        # the exposition format's type without its charset parameter, which aiohttp
+        # sets separately (UTF-8 is the default of text/plain for Prometheus)
+        content_type = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
+        return view.bytes(generate_latest(metrics.REGISTRY), content_type=content_type)
 
     @app.page("/health")
     async def health_page(view: View, request: Request) -> Response:
