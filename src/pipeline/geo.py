@@ -113,5 +113,10 @@ def enrich_alert(alert: CanonicalAlert, geo: GeoIndex) -> CanonicalAlert:
     fence = geo.jurisdiction(alert.location.lon, alert.location.lat)
     if fence is None:
         return alert
-    agency = {"id": fence.agency_id, "code": fence.agency_code, "jurisdiction": fence.name}
+    agency = {
+        "id": fence.agency_id,
+        "code": fence.agency_code,
+        "jurisdiction": fence.name,
+        "source": "jurisdiction",
+    }
     return alert.model_copy(update={"metadata": {**alert.metadata, "agency": agency}})

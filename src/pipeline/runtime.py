@@ -67,7 +67,7 @@ class Runtime:
         self.db = Database(s.database_url.get_secret_value())
         self.redis = RedisLive(s.redis_url.get_secret_value())
         self.producer = make_producer(s)
-        self.geo = GeoIndex(self.db)
+        self.geo = GeoIndex(self.db, refresh_s=s.geo_refresh_s)
         self.dlq = DeadLetterPublisher(self.producer)
         self.relay = OutboxRelay(self.db, self.redis, self.producer)
         self.alert_store = AlertStore(self.db, s.kafka.alerts_group)
@@ -131,17 +131,22 @@ class Runtime:
             asyncio.create_task(self.relay.run(), name="outbox-relay"),
             asyncio.create_task(self.live.run(), name="live-state"),
             asyncio.create_task(self._maintenance(), name="maintenance"),
+            asyncio.create_task(self._refresh_geofences(), name="geofences"),
         ]
         await self.bulk_consumer.start()
         self.started = True
         metrics.WORKER_UP.set(1)
+
+    async def _refresh_geofences(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.geo_refresh_s)
+            await self.geo.refresh()
 
     async def _maintenance(self) -> None:
         """Geofence refresh, dependency gauges, and partitions kept ahead of the clock."""
         last_partitions = 0.0
         while True:
             await asyncio.sleep(30)
-            await self.geo.refresh()
             await self.health()
             if time.monotonic() - last_partitions > 3600:
                 try:

@@ -122,6 +122,8 @@ class Settings(BaseSettings):
     health_port: int | None = None  # None: served on the metrics port
     max_message_bytes: int = 1_048_576
     shutdown_timeout_s: float = 15.0
+    #: how often geofences and jurisdictions are checked for changes
+    geo_refresh_s: float = 30.0
     embedded_broker: bool = False
 
     kafka: KafkaSettings = KafkaSettings()

@@ -167,3 +167,43 @@ async def test_positions_and_last_seen_reach_redis(
         w.stop()
         await sub.aclose()
         await red.aclose()
+
+
+async def test_late_fix_never_moves_a_resource_back(
+    broker: Broker, fresh_db: str, redis_url: str, tmp_path: Path
+) -> None:
+    fleet = Fleet.demo(vehicles=1)
+    await seed_demo(fresh_db, fleet)
+    v = fleet.vehicles[0]
+    now = datetime.now(UTC)
+
+    def fix(t: datetime, lon: float) -> Message:
+        body = {"resource_id": str(v.id), "lat": 60.17, "lon": lon, "time": t.isoformat()}
+        return ("gps.raw", v.identifier.encode(), json.dumps(body).encode(), [])
+
+    w = WorkerProcess(env_for(broker, fresh_db, redis_url, uuid.uuid4().hex[:6]), tmp_path).start()
+    try:
+        w.wait_healthy()
+        await produce(broker.bootstrap, [fix(now - timedelta(seconds=10), 24.9000)])
+        await produce(broker.bootstrap, [fix(now - timedelta(seconds=60), 24.8990)])  # late
+
+        async def both() -> bool:
+            return await scalar(fresh_db, "SELECT count(*) FROM location_history") == 2
+
+        await wait_until(both, what="both fixes stored")
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            lon = await conn.fetchval(
+                "SELECT ST_X(current_location::geometry) FROM resources WHERE id = $1", v.id
+            )
+            flags = await conn.fetchval(
+                "SELECT metadata->'flags' FROM location_history WHERE resource_id = $1 "
+                "ORDER BY time LIMIT 1",
+                v.id,
+            )
+        finally:
+            await conn.close()
+        assert lon == pytest.approx(24.9000)
+        assert "out_of_order" in json.loads(flags)
+    finally:
+        w.stop()

@@ -133,6 +133,9 @@ def build_alert(
         if len(devices) > 1:
             metadata["ambiguous_device"] = True
         metadata["resource_id"] = str(device.resource_id)
+        if device.agency_id is not None:
+            # the device's own agency wins over the jurisdiction its location falls in
+            metadata["agency"] = {"id": str(device.agency_id), "source": "resource"}
         location = device.location
         name = device.name or event.serial
     try:
