@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -75,7 +77,18 @@ class BatchConsumer:
     async def start(self) -> None:
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_SeekToStored(self))
-        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
+        self._task = asyncio.create_task(self._supervised(), name=f"consumer-{self.name}")
+
+    async def _supervised(self) -> None:
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # a consumer that stopped consuming must not leave a healthy-looking
+            # worker behind: stop the process so its supervisor restarts it
+            log.critical("%s consumer failed; stopping the worker", self.name, exc_info=True)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
         if not assigned:

@@ -20,7 +20,13 @@ from pipeline.decoders.cap import decode_cap
 from pipeline.dlq import DeadLetterPublisher
 from pipeline.errors import TransientError
 from pipeline.geo import GeoIndex, enrich_alert
-from pipeline.ingest_common import Retrier, dead_letter_for, next_offsets, publish_dead_letters
+from pipeline.ingest_common import (
+    Retrier,
+    dead_letter_for,
+    isolating,
+    next_offsets,
+    publish_dead_letters,
+)
 from pipeline.settings import Settings
 from pipeline.sinks.alerts_pg import AlertStore, RecordRejected
 from pipeline.sinks.axis_state import BufferedAxisState
@@ -96,9 +102,23 @@ class AlertIngestor:
         for r in records:
             metrics.RECORDS_CONSUMED.labels(r.topic).inc()
         dead_done: set[tuple[str, int, int]] = set()
-        await self.retrier.run(
-            lambda: self._attempt(records, dead_done), on_retry=self._axis_state.discard
-        )
+
+        async def attempt(batch: Sequence[RawRecord]) -> None:
+            try:
+                await self.retrier.run(
+                    lambda: self._attempt(batch, dead_done), on_retry=self._axis_state.discard
+                )
+            except Exception:
+                self._axis_state.discard()
+                raise
+
+        await isolating(records, attempt, self._give_up)
+
+    async def _give_up(self, record: RawRecord, exc: BaseException) -> None:
+        """Dead-letter a record that triggers a pipeline bug, and move past it."""
+        letter = dead_letter_for(record, exc, self._clock())
+        await self.retrier.run(lambda: publish_dead_letters(self._dlq, [(record, letter)]))
+        await self.retrier.run(lambda: self._store.write([], next_offsets([record])))
 
     async def _attempt(
         self, records: Sequence[RawRecord], dead_done: set[tuple[str, int, int]]

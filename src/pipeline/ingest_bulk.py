@@ -15,7 +15,13 @@ from pipeline.decoders.gps import decode_gps
 from pipeline.decoders.telemetry import decode_telemetry
 from pipeline.dlq import DeadLetterPublisher
 from pipeline.geofence import GeofenceTracker
-from pipeline.ingest_common import Retrier, dead_letter_for, next_offsets, publish_dead_letters
+from pipeline.ingest_common import (
+    Retrier,
+    dead_letter_for,
+    isolating,
+    next_offsets,
+    publish_dead_letters,
+)
 from pipeline.live_state import LiveState
 from pipeline.plausibility import LastFixLoader, PlausibilityTracker, ResourceInfo
 from pipeline.resources import ResourceResolver
@@ -82,13 +88,37 @@ class BulkIngestor:
         tele = [r for r in records if r.topic == TELEMETRY]
         gps = [r for r in records if r.topic == GPS]
         done: set[tuple[str, int, int]] = set()
+
+        async def telemetry(batch: Sequence[RawRecord]) -> None:
+            await self.retrier.run(lambda: self._telemetry(list(batch), done))
+
+        async def gps_fixes(batch: Sequence[RawRecord]) -> None:
+            try:
+                await self.retrier.run(
+                    lambda: self._gps(list(batch), done), on_retry=self._reset_gps_state
+                )
+            except Exception:
+                self._reset_gps_state()
+                raise
+
         if tele:
             metrics.BATCH_SIZE.labels("telemetry").observe(len(tele))
-            await self.retrier.run(lambda: self._telemetry(tele, done))
+            await isolating(tele, telemetry, self._give_up)
         if gps:
             metrics.BATCH_SIZE.labels("gps").observe(len(gps))
-            await self.retrier.run(lambda: self._gps(gps, done), on_retry=self._reset_gps_state)
+            await isolating(gps, gps_fixes, self._give_up)
         await self._live.sync()
+
+    async def _give_up(self, record: RawRecord, exc: BaseException) -> None:
+        """Dead-letter a record that triggers a pipeline bug, and move past it."""
+        letter = dead_letter_for(record, exc, self._clock())
+        await self.retrier.run(lambda: publish_dead_letters(self._dlq, [(record, letter)]))
+        write = (
+            self._store.write_telemetry
+            if record.topic == TELEMETRY
+            else self._store.write_locations
+        )
+        await self.retrier.run(lambda: write([], next_offsets([record])))
 
     def _reset_gps_state(self) -> None:
         # the failed batch advanced the trackers; start again from stored state

@@ -79,6 +79,31 @@ class Retrier:
             return result
 
 
+Attempt = Callable[[Sequence[RawRecord]], Awaitable[None]]
+GiveUp = Callable[[RawRecord, BaseException], Awaitable[None]]
+
+
+async def isolating(records: Sequence[RawRecord], attempt: Attempt, give_up: GiveUp) -> None:
+    """Run ``attempt``; when it fails unexpectedly (a pipeline bug, not a bad
+    input and not an outage), retry record by record so that only the record
+    that triggers the bug is given up on (dead-lettered as ``internal_error``)
+    and the rest of the batch, and the partition, carry on."""
+    try:
+        await attempt(records)
+    except (TransientError, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        if len(records) == 1:
+            log.exception(
+                "giving up on %s[%d]@%d", records[0].topic, records[0].partition, records[0].offset
+            )
+            await give_up(records[0], exc)
+            return
+        log.warning("batch of %d failed unexpectedly (%r); isolating the record", len(records), exc)
+        for record in records:
+            await isolating([record], attempt, give_up)
+
+
 async def publish_dead_letters(
     dlq: DeadLetterPublisher, items: Sequence[tuple[RawRecord, DeadLetter]]
 ) -> None:

@@ -20,6 +20,7 @@ from pipeline.consumer import BatchConsumer
 from pipeline.db import Database
 from pipeline.decoders.axis import AxisEdgeTracker
 from pipeline.dlq import DeadLetterPublisher
+from pipeline.durability import check_database
 from pipeline.errors import BrokerUnavailable, EriopError, TransientError
 from pipeline.geo import GeoIndex
 from pipeline.geofence import GeofenceTracker
@@ -113,6 +114,8 @@ class Runtime:
         s = self.settings
         await wait_for("Kafka", lambda: ensure_topics(s), deadline_s=deadline_s, say=say)
         await wait_for("PostgreSQL", self.db.start, deadline_s=deadline_s, say=say)
+        async with self.db.connection() as conn:
+            await check_database(conn, allow_unsafe=s.allow_unsafe_database)
         await wait_for("Redis", self.redis.start, deadline_s=deadline_s, say=say)
         await wait_for("Kafka producer", self._start_producer, deadline_s=deadline_s, say=say)
 

@@ -125,6 +125,8 @@ class Settings(BaseSettings):
     #: how often geofences and jurisdictions are checked for changes
     geo_refresh_s: float = 30.0
     embedded_broker: bool = False
+    #: run even when PostgreSQL has fsync or synchronous_commit off (never in production)
+    allow_unsafe_database: bool = False
 
     kafka: KafkaSettings = KafkaSettings()
     batch: BatchSettings = BatchSettings()

@@ -62,9 +62,15 @@ class OutboxRelay:
                 backoff = 0.5
             except TransientError as exc:
                 log.warning("outbox relay waiting for a dependency: %s", exc.reason)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                self._wake.set()
+            except Exception:
+                # the relay must outlive any single failure: entries stay in the
+                # outbox and are retried, and the error is logged for operators
+                log.exception("outbox relay failed; retrying")
+            else:
+                continue
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            self._wake.set()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -87,6 +93,8 @@ class OutboxRelay:
             await self.drain()
         except TransientError as exc:
             log.warning("outbox not drained yet: %s", exc.reason)
+        except Exception:
+            log.exception("outbox not drained; the relay retries")
 
     async def _relay_once(self) -> int:
         try:
