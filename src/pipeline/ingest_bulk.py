@@ -18,6 +18,7 @@ from pipeline.geofence import GeofenceTracker
 from pipeline.ingest_common import (
     Retrier,
     dead_letter_for,
+    decode_each,
     isolating,
     next_offsets,
     publish_dead_letters,
@@ -29,7 +30,6 @@ from pipeline.settings import Settings
 from pipeline.sinks.timeseries_pg import TimeseriesStore, WriteResult
 from schemas.canonical import GeoPoint, LocationFix, LocationRow, TelemetryRow
 from schemas.dead_letter import DeadLetter
-from schemas.intents import Discard
 from schemas.records import RawRecord
 
 log = logging.getLogger(__name__)
@@ -134,21 +134,16 @@ class BulkIngestor:
 
     async def _telemetry(self, records: list[RawRecord], done: set[tuple[str, int, int]]) -> None:
         now = self._clock()
-        groups: list[tuple[RawRecord, Sequence[TelemetryRow]]] = []
-        dead: list[tuple[RawRecord, DeadLetter]] = []
-        skipped: list[tuple[RawRecord, str]] = []
+        s = self._s
+        decoded, dead, skipped = decode_each(
+            records, lambda r: decode_telemetry(r, s.telemetry, now, s.max_message_bytes), now
+        )
+        groups: list[tuple[RawRecord, Sequence[TelemetryRow]]] = [
+            (record, res.rows) for record, res in decoded
+        ]
         last_seen: dict[UUID, tuple[str, datetime]] = {}
-        for record in records:
-            try:
-                res = decode_telemetry(record, self._s.telemetry, now, self._s.max_message_bytes)
-            except Exception as exc:
-                dead.append((record, dead_letter_for(record, exc, now)))
-                continue
-            if isinstance(res, Discard):
-                skipped.append((record, res.reason))
-                continue
-            groups.append((record, res.rows))
-            for row in res.rows:
+        for _, rows_of_record in groups:
+            for row in rows_of_record:
                 seen = last_seen.get(row.device_id)
                 if seen is None or seen[1] < row.time:
                     last_seen[row.device_id] = (row.device_type, row.time)
@@ -161,19 +156,10 @@ class BulkIngestor:
 
     async def _gps(self, records: list[RawRecord], done: set[tuple[str, int, int]]) -> None:
         now = self._clock()
-        dead: list[tuple[RawRecord, DeadLetter]] = []
-        skipped: list[tuple[RawRecord, str]] = []
-        parsed: list[tuple[RawRecord, list[LocationFix]]] = []
-        for record in records:
-            try:
-                res = decode_gps(record, self._s.gps, now, self._s.max_message_bytes)
-            except Exception as exc:
-                dead.append((record, dead_letter_for(record, exc, now)))
-                continue
-            if isinstance(res, Discard):
-                skipped.append((record, res.reason))
-            else:
-                parsed.append((record, res))
+        s = self._s
+        parsed, dead, skipped = decode_each(
+            records, lambda r: decode_gps(r, s.gps, now, s.max_message_bytes), now
+        )
         await self._resolver.prefetch({f.resource_ref for _, fixes in parsed for f in fixes})
         resolved: list[tuple[RawRecord, list[tuple[LocationFix, ResourceInfo]]]] = []
         for record, fixes in parsed:

@@ -14,6 +14,7 @@ from pipeline import metrics
 from pipeline.dlq import DeadLetterPublisher, build_dead_letter, from_error
 from pipeline.errors import InputError, TransientError
 from schemas.dead_letter import DeadLetter
+from schemas.intents import Discard
 from schemas.records import RawRecord
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,33 @@ class Retrier:
                 continue
             metrics.CONSUMER_PAUSED.labels(self._stream).set(0)
             return result
+
+
+DecodeResult = tuple[
+    list[tuple[RawRecord, T]],
+    list[tuple[RawRecord, DeadLetter]],
+    list[tuple[RawRecord, str]],
+]
+
+
+def decode_each(
+    records: Iterable[RawRecord], decode: Callable[[RawRecord], T | Discard], now: datetime
+) -> DecodeResult[T]:
+    """Decode records one by one into (decoded, dead letters, discards)."""
+    ok: list[tuple[RawRecord, T]] = []
+    dead: list[tuple[RawRecord, DeadLetter]] = []
+    skipped: list[tuple[RawRecord, str]] = []
+    for record in records:
+        try:
+            res = decode(record)
+        except Exception as exc:
+            dead.append((record, dead_letter_for(record, exc, now)))
+            continue
+        if isinstance(res, Discard):
+            skipped.append((record, res.reason))
+        else:
+            ok.append((record, res))
+    return ok, dead, skipped
 
 
 Attempt = Callable[[Sequence[RawRecord]], Awaitable[None]]

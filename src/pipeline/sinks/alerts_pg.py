@@ -17,6 +17,7 @@ from pipeline import metrics
 from pipeline.db import Database, translate
 from pipeline.decode import iso_utc
 from pipeline.errors import WriteRejected
+from pipeline.sinks.offsets import load_offsets
 from pipeline.sinks.partitions import PartitionCache
 from schemas.canonical import CanonicalAlert, TelemetryRow
 from schemas.intents import (
@@ -123,14 +124,7 @@ class AlertStore:
         self._partitions = PartitionCache()
 
     async def load_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
-        async with self._db.connection() as conn:
-            rows = await conn.fetch(
-                "SELECT topic, partition, next_offset FROM ingest_offsets "
-                "WHERE group_id = $1 AND topic = ANY($2::text[])",
-                self._group,
-                list(topics),
-            )
-        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        return await load_offsets(self._db, self._group, topics)
 
     async def write(
         self,
