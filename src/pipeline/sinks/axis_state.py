@@ -7,12 +7,16 @@ alert was never stored would be taken for a continuing condition.
 
 from __future__ import annotations
 
+import logging
 import time
 from uuid import UUID
 
 from pipeline.db import Database
 from pipeline.decoders.axis import DeviceInfo
+from pipeline.errors import RedisUnavailable
 from pipeline.sinks.redis_live import RedisLive
+
+log = logging.getLogger(__name__)
 
 
 def state_key(serial: str) -> str:
@@ -20,17 +24,30 @@ def state_key(serial: str) -> str:
 
 
 class BufferedAxisState:
-    """AxisStateStore over the hash ``eriop:axis:state:<serial>``."""
+    """AxisStateStore over the hash ``eriop:axis:state:<serial>``.
+
+    ``set`` holds a change until its batch commits (``flush``); ``discard``
+    drops the changes of a batch that is retried. Committed changes that Redis
+    could not take yet are kept and written with the next flush.
+    """
 
     def __init__(self, live: RedisLive) -> None:
         self._live = live
         self._pending: dict[tuple[str, str], str] = {}
+        self._committed: dict[tuple[str, str], str] = {}
 
     async def get(self, serial: str, field: str) -> str | None:
-        pending = self._pending.get((serial, field))
-        if pending is not None:
-            return pending
-        return await self._live.hget(state_key(serial), field)
+        key = (serial, field)
+        known = self._pending.get(key) or self._committed.get(key)
+        if known is not None:
+            return known
+        try:
+            return await self._live.hget(state_key(serial), field)
+        except RedisUnavailable as exc:
+            # an unknown state makes a true value a rising edge: during a Redis
+            # outage a continuing condition may alert twice, but never not at all
+            log.warning("axis state unknown (Redis): %s", exc.reason)
+            return None
 
     async def set(self, serial: str, field: str, value: str) -> None:
         self._pending[(serial, field)] = value
@@ -39,12 +56,15 @@ class BufferedAxisState:
         self._pending.clear()
 
     async def flush(self) -> None:
-        pending, self._pending = self._pending, {}
+        self._committed.update(self._pending)
+        self._pending.clear()
         by_serial: dict[str, dict[str, str]] = {}
-        for (serial, field), value in pending.items():
+        for (serial, field), value in self._committed.items():
             by_serial.setdefault(serial, {})[field] = value
         for serial, mapping in by_serial.items():
             await self._live.hset(state_key(serial), mapping)
+            for field in mapping:
+                self._committed.pop((serial, field), None)
 
 
 _EQUIPMENT = """

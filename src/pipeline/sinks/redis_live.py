@@ -14,6 +14,7 @@ redis-py exceptions are translated here into :class:`RedisUnavailable`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar, cast
 
@@ -49,10 +50,17 @@ def device_key(device_id: object) -> str:
 class RedisLive:
     """Owns the Redis client; every call raises RedisUnavailable on failure."""
 
-    def __init__(self, url: str, *, stream_maxlen: int = STREAM_MAXLEN) -> None:
+    def __init__(
+        self, url: str, *, stream_maxlen: int = STREAM_MAXLEN, cooldown_s: float = 1.0
+    ) -> None:
         self._url = url
         self._maxlen = stream_maxlen
         self._client: aioredis.Redis | None = None
+        # after a failure, calls fail fast for a moment instead of each waiting
+        # for its own timeout: an outage must not slow the database path down
+        self._cooldown = cooldown_s
+        self._down_until = 0.0
+        self._last_error = ""
 
     async def start(self) -> None:
         self._client = aioredis.from_url(
@@ -73,16 +81,24 @@ class RedisLive:
 
     async def health(self) -> dict[str, Any]:
         try:
-            await self._call(self.client.ping)
+            await self._call(self.client.ping, probe=True)
             return {"ok": True}
         except RedisUnavailable as exc:
             return {"ok": False, "error": exc.reason[:200]}
 
-    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    async def _call(
+        self, fn: Callable[..., Awaitable[T]], *args: Any, probe: bool = False, **kwargs: Any
+    ) -> T:
+        if not probe and time.monotonic() < self._down_until:
+            raise RedisUnavailable(f"redis unavailable: {self._last_error}")
         try:
-            return await fn(*args, **kwargs)
+            result = await fn(*args, **kwargs)
         except (RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + self._cooldown
+            self._last_error = str(exc)[:200]
             raise RedisUnavailable(f"redis unavailable: {exc}") from exc
+        self._down_until = 0.0
+        return result
 
     async def publish_alerts(self, payloads: Sequence[Mapping[str, Any]]) -> None:
         """One pub/sub message and one stream entry per new alert."""
