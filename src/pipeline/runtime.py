@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownError
 
 from pipeline import __version__, metrics
 from pipeline.consumer import BatchConsumer
@@ -21,7 +21,7 @@ from pipeline.db import Database
 from pipeline.decoders.axis import AxisEdgeTracker
 from pipeline.dlq import DeadLetterPublisher
 from pipeline.durability import check_database
-from pipeline.errors import BrokerUnavailable, EriopError, TransientError
+from pipeline.errors import BrokerUnavailable, ConfigError, EriopError, TransientError
 from pipeline.geo import GeoIndex
 from pipeline.geofence import GeofenceTracker
 from pipeline.ingest_alerts import AlertIngestor, Clock, utc_now
@@ -52,6 +52,8 @@ async def wait_for(
     while True:
         try:
             return await attempt()
+        except ConfigError:
+            raise  # waiting does not fix a wrong setting
         except EriopError as exc:
             waited = time.monotonic() - started
             if deadline_s is not None and waited >= deadline_s:
@@ -122,6 +124,14 @@ class Runtime:
     async def _start_producer(self) -> None:
         try:
             await self.producer.start()
+        except UnknownError as exc:
+            if self.settings.kafka.idempotence:
+                raise ConfigError(
+                    "the broker refused an idempotent producer (InitProducerId failed); the "
+                    "embedded development broker does not support it: set "
+                    "ERIOP_KAFKA__IDEMPOTENCE=false there (keep it on for Apache Kafka)"
+                ) from exc
+            raise BrokerUnavailable(f"producer cannot connect: {exc}") from exc
         except (KafkaError, OSError) as exc:
             raise BrokerUnavailable(f"producer cannot connect: {exc}") from exc
 

@@ -61,3 +61,16 @@ def test_unreachable_dependency_gives_a_clear_message(
     assert "retrying" in log
     assert "cannot start" in log
     assert "Traceback" not in log
+
+
+def test_idempotent_producer_refused_by_the_broker_is_explained(
+    broker: Broker, fresh_db: str, redis_url: str, tmp_path: Path, group_env: dict[str, str]
+) -> None:
+    env = {**worker_env(broker.bootstrap, fresh_db, redis_url, **group_env)}
+    env["ERIOP_KAFKA__IDEMPOTENCE"] = "true"
+    w = WorkerProcess(env, tmp_path, "idempotent").start("--wait", "30")
+    assert w.proc is not None
+    assert w.proc.wait(60) == 2
+    log = w.log()
+    assert "ERIOP_KAFKA__IDEMPOTENCE=false" in log
+    assert "Traceback" not in log
