@@ -18,6 +18,7 @@ from faust.web import Request, Response, View
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from agents.transport import App
 from pipeline import metrics
 from pipeline.kafka import ALERT_TOPICS
 from pipeline.runtime import Runtime
@@ -61,7 +62,7 @@ def to_raw(event: Any) -> RawRecord:
 
 def create_app(settings: Settings, runtime: Runtime) -> faust.App:
     embedded = settings.embedded_broker
-    app = faust.App(
+    app = App(
         settings.kafka.alerts_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=_credentials(settings),
@@ -82,6 +83,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         worker_redirect_stdouts=False,
         datadir=f"/tmp/eriop-faust-{settings.kafka.alerts_group}",  # noqa: S108
     )
+    app.fetch_max_wait_ms = settings.effective_fetch_wait_ms
     topic = app.topic(*ALERT_TOPICS, key_serializer="raw", value_serializer="raw")
     batch_max = settings.batch.alerts_max_records
     within = max(settings.batch.alert_linger_ms, 1) / 1000

@@ -78,6 +78,7 @@ def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> AIOKaf
         "heartbeat_interval_ms": 1000 if settings.embedded_broker else 3000,
         "rebalance_timeout_ms": 6000 if settings.embedded_broker else 60000,
         "max_partition_fetch_bytes": max(settings.max_message_bytes + 65536, 1_048_576),
+        "fetch_max_wait_ms": settings.effective_fetch_wait_ms,
         **client_options(kafka),
     }
     opts.update(overrides)

@@ -94,6 +94,9 @@ class KafkaSettings(_Frozen):
     idempotence: bool = True
     partitions: int = 4
     replication_factor: int = 1
+    #: how long a fetch may wait for data; the embedded broker answers only when
+    #: it expires, so it is kept short there (see ``effective_fetch_wait_ms``)
+    fetch_max_wait_ms: int | None = None
     alerts_group: str = "eriop-alerts"
     bulk_group: str = "eriop-bulk"
 
@@ -129,6 +132,13 @@ class Settings(BaseSettings):
     allow_unsafe_database: bool = False
 
     kafka: KafkaSettings = KafkaSettings()
+
+    @property
+    def effective_fetch_wait_ms(self) -> int:
+        if self.kafka.fetch_max_wait_ms is not None:
+            return self.kafka.fetch_max_wait_ms
+        return 5 if self.embedded_broker else 500
+
     batch: BatchSettings = BatchSettings()
     alarm: AlarmSettings = AlarmSettings()
     axis: AxisSettings = AxisSettings()
