@@ -123,20 +123,35 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--port", type=int, default=9092, help="embedded broker port")
     d.set_defaults(func=cmd_dev)
 
-    q = sub.add_parser("dlq", help="inspect and replay dead letters")
+    q = sub.add_parser(
+        "dlq", help="inspect and replay dead letters",
+        description="Read eriop.dlq from the beginning (no consumer group, nothing committed).",
+    )  # fmt: skip
     qs = q.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
     ql = qs.add_parser("list", help="dead letters grouped by error code, with samples")
-    ql.add_argument("--samples", type=int, default=2)
-    ql.add_argument("--topic", default=None)
-    qr = qs.add_parser("replay", help="send selected dead letters back to their original topic")
-    qr.add_argument("--error-code", default=None)
-    qr.add_argument("--topic", default=None)
-    qr.add_argument("--dry-run", action="store_true")
+    ql.add_argument("--samples", type=int, default=2, metavar="N",
+                    help="latest sample reasons shown per error code (default 2)")  # fmt: skip
+    ql.add_argument("--topic", default=None, metavar="T", help="only dead letters from topic T")
+    qr = qs.add_parser(
+        "replay", help="send selected dead letters back to their original topic",
+        description=(
+            "Send the original value, key and headers of the selected dead letters to their "
+            "original topic, with header eriop-replayed-from: <partition>:<offset>. Without "
+            "filters every dead letter is replayed. Fix the cause first."
+        ),
+    )  # fmt: skip
+    qr.add_argument("--error-code", default=None, metavar="C", help="only this error code")
+    qr.add_argument("--topic", default=None, metavar="T", help="only dead letters from topic T")
+    qr.add_argument("--dry-run", action="store_true", help="print what would be sent, send nothing")
     q.set_defaults(func=cmd_dlq)
 
     wa = sub.add_parser("watch", help="dispatcher view: alerts by severity as they arrive")
     wa.add_argument("--catch-up", type=int, default=50, help="recent alerts to show first")
     wa.add_argument("--once", action="store_true", help="print the catch-up and exit")
+    wa.add_argument(
+        "--color", choices=["auto", "always", "never"], default="auto",
+        help="colour by severity (auto: on a terminal, unless NO_COLOR is set)",
+    )  # fmt: skip
     wa.set_defaults(func=cmd_watch)
 
     b = sub.add_parser("bench", help="measure throughput, latency and memory on the embedded stack")

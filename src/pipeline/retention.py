@@ -36,8 +36,15 @@ log = logging.getLogger(__name__)
 #: advisory lock held while a run is in progress ("ERRT")
 RETENTION_LOCK_KEY: Final = 0x45525254
 #: partitions are kept from a day back to four weeks ahead of the clock
-ENSURE_BACK: Final = "1 day"
-ENSURE_AHEAD: Final = "28 days"
+_ENSURE_AHEAD: Final = (
+    "SELECT eriop_ensure_partitions_around_now(interval '1 day', interval '28 days')"
+)
+
+#: a removal copies or counts a whole partition: longer than the pool's query timeout
+STEP_TIMEOUT_S: Final = 3600.0
+#: the table is busy (lock_timeout of the SQL functions, or a deadlock with a writer):
+#: ingest goes first, the removal waits for the next run
+_BUSY = (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError)
 
 _COUNT_PARTITIONS = """
 SELECT count(*) FROM eriop_partition_policies p
@@ -50,6 +57,8 @@ class RetentionReport:
     """What one run did; every count is in rows unless it says partitions."""
 
     dropped_partitions: list[str] = field(default_factory=list)
+    #: expired partitions (or steps) left for the next run because they were busy
+    postponed: list[str] = field(default_factory=list)
     #: rows removed with their partition, by parent table
     dropped: dict[str, int] = field(default_factory=dict)
     #: rows copied into an archive table, by source table
@@ -61,7 +70,7 @@ class RetentionReport:
 
     @property
     def changed(self) -> bool:
-        return bool(self.dropped_partitions or self.archived or self.purged)
+        return bool(self.dropped_partitions or self.archived or self.purged or self.postponed)
 
     def summary(self) -> str:
         if self.skipped:
@@ -71,6 +80,8 @@ class RetentionReport:
         parts += [f"{t}: {n} rows archived" for t, n in sorted(self.archived.items())]
         parts += [f"{t}: {n} rows purged" for t, n in sorted(self.purged.items())]
         parts.append(f"{self.created_partitions} partitions created ahead")
+        if self.postponed:
+            parts.append(f"postponed (busy): {', '.join(self.postponed)}")
         return "; ".join(parts)
 
 
@@ -92,22 +103,31 @@ async def run_retention(conn: asyncpg.Connection, now: datetime) -> RetentionRep
         return report
     try:
         await _retire_partitions(conn, now, report)
-        async with conn.transaction():
-            moved = await conn.fetchval("SELECT eriop_archive_messages($1)", now)
-        _count(report.archived, "messages", "archived", int(moved))
-        async with conn.transaction():
-            purged = await conn.fetchval("SELECT eriop_purge_audit_archive($1)", now)
-        _count(report.purged, "audit_logs_archive", "purged", int(purged))
-        before = int(await conn.fetchval(_COUNT_PARTITIONS))
-        await conn.execute(
-            "SELECT eriop_ensure_partitions_around_now($1::interval, $2::interval)",
-            ENSURE_BACK,
-            ENSURE_AHEAD,
+        moved = await _step(conn, report, "messages", "SELECT eriop_archive_messages($1)", now)
+        _count(report.archived, "messages", "archived", moved)
+        purged = await _step(
+            conn, report, "audit_logs_archive", "SELECT eriop_purge_audit_archive($1)", now
         )
+        _count(report.purged, "audit_logs_archive", "purged", purged)
+        before = int(await conn.fetchval(_COUNT_PARTITIONS))
+        await conn.execute(_ENSURE_AHEAD)
         report.created_partitions = int(await conn.fetchval(_COUNT_PARTITIONS)) - before
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", RETENTION_LOCK_KEY)
     return report
+
+
+async def _step(
+    conn: asyncpg.Connection, report: RetentionReport, what: str, sql: str, now: datetime
+) -> int:
+    """One removal in its own transaction; 0 (and postponed) when it met a lock."""
+    try:
+        async with conn.transaction():
+            return int(await conn.fetchval(sql, now, timeout=STEP_TIMEOUT_S))
+    except _BUSY as exc:
+        report.postponed.append(what)
+        log.warning("retention: %s postponed to the next run: %s", what, exc)
+        return 0
 
 
 async def _retire_partitions(
@@ -118,13 +138,19 @@ async def _retire_partitions(
     )
     for row in expired:
         parent, name = row["parent"], row["partition_name"]
-        async with conn.transaction():
-            result = await conn.fetchrow(
-                "SELECT row_count, archived FROM eriop_retire_partition($1, $2, $3)",
-                parent,
-                name,
-                now,
-            )
+        try:
+            async with conn.transaction():
+                result = await conn.fetchrow(
+                    "SELECT row_count, archived FROM eriop_retire_partition($1, $2, $3)",
+                    parent,
+                    name,
+                    now,
+                    timeout=STEP_TIMEOUT_S,
+                )
+        except _BUSY as exc:
+            report.postponed.append(name)
+            log.warning("retention: %s postponed to the next run: %s", name, exc)
+            continue
         if result is None:
             continue
         rows, archived = int(result["row_count"]), int(result["archived"])

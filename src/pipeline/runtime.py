@@ -29,6 +29,7 @@ from pipeline.ingest_bulk import BulkIngestor
 from pipeline.kafka import BULK_TOPICS, ensure_topics, make_consumer, make_producer
 from pipeline.live_state import LiveState
 from pipeline.resources import LiveLastFixLoader, ResourceResolver
+from pipeline.retention import RetentionJob
 from pipeline.settings import Settings
 from pipeline.sinks.alerts_pg import AlertStore
 from pipeline.sinks.axis_state import BufferedAxisState, PgDeviceDirectory
@@ -71,6 +72,7 @@ class Runtime:
         self.redis = RedisLive(s.redis_url.get_secret_value())
         self.producer = make_producer(s)
         self.geo = GeoIndex(self.db, refresh_s=s.geo_refresh_s)
+        self.retention = RetentionJob(self.db, interval_s=s.retention_interval_s)
         self.dlq = DeadLetterPublisher(self.producer)
         self.relay = OutboxRelay(self.db, self.redis, self.producer)
         self.alert_store = AlertStore(self.db, s.kafka.alerts_group)
@@ -147,6 +149,7 @@ class Runtime:
             asyncio.create_task(self._refresh_geofences(), name="geofences"),
         ]
         await self.bulk_consumer.start()
+        await self.retention.start()
         self.started = True
         metrics.WORKER_UP.set(1)
 
@@ -156,20 +159,10 @@ class Runtime:
             await self.geo.refresh()
 
     async def _maintenance(self) -> None:
-        """Geofence refresh, dependency gauges, and partitions kept ahead of the clock."""
-        last_partitions = 0.0
+        """Dependency gauges, refreshed even when nobody asks for /health."""
         while True:
             await asyncio.sleep(30)
             await self.health()
-            if time.monotonic() - last_partitions > 3600:
-                try:
-                    async with self.db.connection() as conn:
-                        await conn.execute(
-                            "SELECT eriop_ensure_partitions_around_now('1 day', '28 days')"
-                        )
-                    last_partitions = time.monotonic()
-                except TransientError as exc:
-                    log.warning("partition maintenance postponed: %s", exc.reason)
 
     async def close(self, timeout: float = 15.0) -> None:
         """Bounded graceful shutdown: stop consuming, flush, then disconnect."""
@@ -183,6 +176,7 @@ class Runtime:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.retention.close()
         try:
             await asyncio.wait_for(self.relay.drain_safely(), budget / 4)
         except TimeoutError:

@@ -127,6 +127,8 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = 15.0
     #: how often geofences and jurisdictions are checked for changes
     geo_refresh_s: float = 30.0
+    #: how often the retention job archives and drops expired data
+    retention_interval_s: float = 3600.0
     embedded_broker: bool = False
     #: run even when PostgreSQL has fsync or synchronous_commit off (never in production)
     allow_unsafe_database: bool = False

@@ -190,3 +190,18 @@ async def test_missing_postgis_is_explained() -> None:
     with pytest.raises(ConfigError) as info:
         await m._check_postgis(NoPostgis())  # type: ignore[arg-type]
     assert "apt-get install postgresql-15-postgis-3" in info.value.reason
+
+
+async def test_partitions_ahead_cover_the_whole_horizon(pg: asyncpg.Connection) -> None:
+    await pg.execute("SELECT eriop_ensure_partitions_around_now('1 day', '28 days')")
+    for table in ("telemetry", "location_history"):
+        for days in range(0, 29):
+            covered = await pg.fetchval(
+                "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = $1::regclass AND c.relname = $1 || '_p' || "
+                "to_char(date_trunc('week', (now() + make_interval(days => $2)) AT TIME ZONE 'UTC'), "
+                "'YYYYMMDD')",
+                table,
+                days,
+            )
+            assert covered == 1, (table, days)

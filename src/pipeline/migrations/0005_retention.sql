@@ -35,9 +35,10 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Copies an expired partition into its parent's archive table (when the policy names
--- one), then detaches and drops it, in the caller's transaction. Returns the rows the
--- partition held and the rows added to the archive. A partition that is gone already
--- or not yet expired is left alone and reported as (0, 0), so a repeated run is harmless.
+-- one), then detaches and drops it, in the caller's transaction. Returns one row: the
+-- rows the partition held and the rows added to the archive. A partition that is gone
+-- already or not yet expired is left alone and no row is returned, so a repeated run
+-- is harmless.
 CREATE OR REPLACE FUNCTION eriop_retire_partition(p_parent TEXT, p_partition TEXT, p_now TIMESTAMPTZ)
 RETURNS TABLE (row_count BIGINT, archived BIGINT)
 LANGUAGE plpgsql
@@ -54,13 +55,11 @@ BEGIN
     row_count := 0;
     archived := 0;
     IF part IS NULL THEN
-        RETURN NEXT;
         RETURN;
     END IF;
     SELECT * INTO target FROM eriop_expired_partitions(p_now) e
     WHERE e.parent = p_parent AND e.partition_name = part::text;
     IF NOT FOUND THEN
-        RETURN NEXT;
         RETURN;
     END IF;
     -- no row may arrive in the partition between the copy and the drop
