@@ -21,7 +21,7 @@ from pipeline.db import Database
 from pipeline.decoders.axis import AxisEdgeTracker
 from pipeline.dlq import DeadLetterPublisher
 from pipeline.durability import check_database
-from pipeline.errors import BrokerUnavailable, ConfigError, EriopError, TransientError
+from pipeline.errors import BrokerUnavailable, ConfigError, EriopError
 from pipeline.geo import GeoIndex
 from pipeline.geofence import GeofenceTracker
 from pipeline.ingest_alerts import AlertIngestor, Clock, utc_now
