@@ -9,8 +9,9 @@ that are down are started (never skipped): scripts/setup.sh installs them.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
+import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,23 +23,17 @@ import redis.asyncio as aioredis
 from pipeline import devstack
 from pipeline.migrate import create_database, migrate
 
-SAMPLES = Path(__file__).parent / "fixtures" / "samples"
+# The sample files' helpers live in tests/samples.py; importers of these names from
+# conftest (the integration harness, the decoder properties) keep working.
+from tests.samples import load_fixtures as load_fixtures
+from tests.samples import load_samples as load_samples
+
 PG_ADMIN = os.environ.get("ERIOP_TEST_PG", "postgresql://127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("ERIOP_TEST_REDIS", "redis://127.0.0.1:6379/9")
 
 
 def dsn_for(name: str) -> str:
     base = PG_ADMIN.rsplit("/", 1)[0]
     return f"{base}/{name}"
-
-
-def load_samples(topic: str) -> list[dict[str, object]]:
-    lines = (SAMPLES / f"{topic}.jsonl").read_text("utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def load_fixtures() -> dict[str, object]:
-    return json.loads((SAMPLES / "fixtures.json").read_text("utf-8"))
 
 
 @pytest.fixture
@@ -93,9 +88,30 @@ async def pg(fresh_db: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
-async def redis_url() -> str:
-    devstack.ensure_redis(REDIS_URL)
-    client = aioredis.from_url(REDIS_URL)
-    await client.flushdb()
+async def redis_url(redis_server: str) -> str:
+    """An empty Redis database for one test."""
+    client = aioredis.from_url(redis_server)
+    await client.flushall()
     await client.aclose()
-    return REDIS_URL
+    return redis_server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis server of the test session's own: pub/sub channels are global to a
+    server, so a shared one would mix other programs' messages into assertions."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is missing: run scripts/setup.sh")
+    port = devstack.free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(workdir), "--logfile", str(workdir / "redis.log")],
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    devstack.wait_port("127.0.0.1", port, 15, "the test Redis")
+    devstack.ensure_redis(url)
+    yield url
+    proc.terminate()
+    proc.wait(10)

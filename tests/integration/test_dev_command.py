@@ -21,12 +21,15 @@ from tests.conftest import dsn_for
 pytestmark = pytest.mark.integration
 
 
+DEV = [sys.executable, "-m", "pipeline.cli", "dev"]
+
+
 def run_dev(tmp: Path, env: dict[str, str], broker_port: int) -> tuple[str, set[int]]:
     """Start ``eriop dev``, wait for a status screen with stored rows, Ctrl-C it."""
     out = tmp / f"dev-{uuid.uuid4().hex[:4]}.log"
     with open(out, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "dev", "--port", str(broker_port), "--rate", "300"],
+            [*DEV, "--port", str(broker_port), "--rate", "300"],
             env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         children: set[int] = set()
@@ -48,14 +51,14 @@ def run_dev(tmp: Path, env: dict[str, str], broker_port: int) -> tuple[str, set[
     return out.read_text(errors="replace"), children
 
 
-def test_dev_runs_shows_status_and_stops_everything_twice(tmp_path: Path) -> None:
+def test_dev_runs_shows_status_and_stops_everything_twice(tmp_path: Path, redis_url: str) -> None:
     db = f"eriop_dev_{uuid.uuid4().hex[:8]}"
     broker_port = free_port()
     env = {
         **os.environ,
         "ERIOP_DATABASE_URL": dsn_for(db),
         "ERIOP_METRICS_PORT": str(free_port()),
-        "ERIOP_REDIS_URL": "redis://127.0.0.1:6379/10",
+        "ERIOP_REDIS_URL": redis_url,
     }
     env.pop("ERIOP_KAFKA_BOOTSTRAP", None)
     try:
@@ -72,6 +75,7 @@ def test_dev_runs_shows_status_and_stops_everything_twice(tmp_path: Path) -> Non
             assert not port_open("127.0.0.1", broker_port)
     finally:
         subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-d", "postgres", "-c", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'],
+            ["psql", "-h", "127.0.0.1", "-d", "postgres", "-c",
+             f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'],
             capture_output=True, check=False,
         )  # fmt: skip

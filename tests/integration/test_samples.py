@@ -14,8 +14,6 @@ import redis.asyncio as aioredis
 from pipeline.db import _init_connection
 from pipeline.decode import parse_timestamp
 from pipeline.devstack import Broker
-from tests.conftest import load_samples
-from tests.integration.compare import mismatches
 from tests.integration.harness import (
     FrozenClock,
     SampleFeeder,
@@ -24,6 +22,7 @@ from tests.integration.harness import (
     load_resources,
     settings_for,
 )
+from tests.samples import load_samples, mismatches
 
 pytestmark = pytest.mark.integration
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import string
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,15 +21,14 @@ from pipeline.settings import AlarmSettings
 from schemas.canonical import CanonicalAlert, TelemetryRow
 from schemas.intents import Discard, Intent, PatchAlert, SetRedis, StoreAlert, StoreTelemetry
 from schemas.records import RawRecord
+from tests.samples import alert_view, assert_subset, epoch_ms, load_fixtures, sample_records
 
-SAMPLES = Path(__file__).parents[1] / "fixtures" / "samples"
-FIXTURES = json.loads((SAMPLES / "fixtures.json").read_text())
+FIXTURES = load_fixtures()
 SETTINGS = AlarmSettings.model_validate(FIXTURES["config"]["alarm"])
 SAMPLE_KEY = FIXTURES["config"]["alarm"]["accounts"]["5F21"]["key"]
 NOW = datetime(2025, 3, 14, 9, 15, 3, tzinfo=UTC)
 STAMP = "_09:15:02,03-14-2025"
 STAMP_TIME = datetime(2025, 3, 14, 9, 15, 2, tzinfo=UTC)
-_ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
 # --- builders ---------------------------------------------------------------------
@@ -74,8 +71,7 @@ def envelope_value(frame_value: bytes | str, **fields: Any) -> bytes:
 
 
 def record(value: bytes | None, *, offset: int = 7, when: datetime = NOW) -> RawRecord:
-    ms = (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
-    return RawRecord("alerts.alarm", 0, offset, ms, b"4711", value)
+    return RawRecord("alerts.alarm", 0, offset, epoch_ms(when), b"4711", value)
 
 
 def decode(
@@ -121,49 +117,7 @@ def device_of(site: str) -> uuid.UUID:
 # --- the sample file, fed in order ------------------------------------------------
 
 
-def sample_lines() -> list[dict[str, Any]]:
-    text = (SAMPLES / "alerts.alarm.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-LINES = sample_lines()
-
-
-def record_from_line(line: dict[str, Any], offset: int) -> RawRecord:
-    if "value_b64" in line:
-        value: bytes | None = base64.b64decode(line["value_b64"])
-    else:
-        value = None if line["value"] is None else line["value"].encode("utf-8")
-    when = datetime.fromisoformat(line["timestamp"])
-    ms = (when - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
-    key = None if line.get("key") is None else line["key"].encode("utf-8")
-    return RawRecord(line["topic"], 0, offset, ms, key, value)
-
-
-def assert_subset(expected: Any, actual: Any, where: str = "") -> None:
-    """Listed keys only; times as instants; numbers to 1e-6."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), f"{where}: {actual!r} is not an object"
-        for key, value in expected.items():
-            assert key in actual, f"{where}.{key} missing"
-            assert_subset(value, actual[key], f"{where}.{key}")
-    elif isinstance(expected, bool) or expected is None:
-        assert actual is expected, f"{where}: {actual!r} != {expected!r}"
-    elif isinstance(expected, int | float):
-        assert isinstance(actual, int | float), f"{where}: {actual!r} is not a number"
-        assert abs(actual - expected) <= 1e-6, f"{where}: {actual} != {expected}"
-    elif isinstance(expected, str) and _ISO_RE.match(expected):
-        got = actual if isinstance(actual, datetime) else datetime.fromisoformat(actual)
-        assert got == datetime.fromisoformat(expected), f"{where}: {actual} != {expected}"
-    else:
-        assert actual == expected, f"{where}: {actual!r} != {expected!r}"
-
-
-def alert_view(alert: CanonicalAlert) -> dict[str, Any]:
-    view = alert.model_dump()
-    loc = alert.location
-    view["location"] = None if loc is None else {"lon": loc.lon, "lat": loc.lat}
-    return view
+RECORDS = sample_records("alerts.alarm")
 
 
 def row_view(row: TelemetryRow) -> dict[str, Any]:
@@ -177,10 +131,9 @@ def replay(index: int) -> tuple[dict[str, CanonicalAlert], list[Intent] | InputE
     stored before ``index`` and what line ``index`` produced."""
     stored: dict[str, CanonicalAlert] = {}
     result: list[Intent] | InputError = []
-    for i, line in enumerate(LINES[: index + 1]):
-        now = datetime.fromisoformat(line["timestamp"])
+    for i, sample in enumerate(RECORDS[: index + 1]):
         try:
-            result = decode_alarm(record_from_line(line, i), SETTINGS, now)
+            result = decode_alarm(sample.record, SETTINGS, sample.now)
         except InputError as exc:
             result = exc
             continue
@@ -191,9 +144,9 @@ def replay(index: int) -> tuple[dict[str, CanonicalAlert], list[Intent] | InputE
     return stored, result
 
 
-@pytest.mark.parametrize("index", range(len(LINES)))
+@pytest.mark.parametrize("index", range(len(RECORDS)))
 def test_sample_line(index: int) -> None:
-    expect = LINES[index]["expect"]
+    expect = RECORDS[index].expect
     stored, result = replay(index)
     outcome = expect["outcome"]
     if outcome == "dlq":
@@ -228,7 +181,7 @@ def test_sample_line(index: int) -> None:
 
 
 def test_sample_bad_crc_reason_names_both_values() -> None:
-    line = next(i for i, li in enumerate(LINES) if li["expect"].get("error_code") == "bad_checksum")
+    line = next(i for i, s in enumerate(RECORDS) if s.expect.get("error_code") == "bad_checksum")
     _, result = replay(line)
     assert isinstance(result, InputError)
     assert result.reason == "DC-09 CRC field 0660 does not match computed E660"

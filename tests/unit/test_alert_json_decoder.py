@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,80 +13,20 @@ from pipeline.errors import InputError
 from schemas.canonical import CanonicalAlert
 from schemas.intents import Discard, StoreAlert
 from schemas.records import RawRecord
+from tests.samples import alert_view, assert_subset, sample_records
 
-SAMPLES = Path(__file__).parents[1] / "fixtures" / "samples"
 NOW = datetime(2025, 3, 14, 9, 0, 0, tzinfo=UTC)
 KAFKA_MS = int(NOW.timestamp() * 1000)
-_ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
-# --- sample-file helpers ----------------------------------------------------------
-
-
-def sample_lines(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (SAMPLES / name).read_text().splitlines() if line.strip()]
-
-
-def record_from_line(line: dict[str, Any], offset: int) -> RawRecord:
-    ts = datetime.fromisoformat(line["timestamp"])
-    if "value_b64" in line:
-        value: bytes | None = base64.b64decode(line["value_b64"])
-    else:
-        value = None if line["value"] is None else line["value"].encode("utf-8")
-    headers = line.get("headers") or {}
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    return RawRecord(
-        topic=line["topic"],
-        partition=0,
-        offset=offset,
-        timestamp_ms=(ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1),
-        key=None if line.get("key") is None else line["key"].encode("utf-8"),
-        value=value,
-        headers=tuple((k, str(v).encode()) for k, v in pairs),
-    )
-
-
-def alert_view(alert: CanonicalAlert) -> dict[str, Any]:
-    view = alert.model_dump()
-    view["location"] = (
-        None if alert.location is None else {"lon": alert.location.lon, "lat": alert.location.lat}
-    )
-    return view
-
-
-def assert_subset(expected: Any, actual: Any, where: str = "") -> None:
-    """Listed keys only; times as instants; numbers to 1e-6."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), f"{where}: {actual!r} is not an object"
-        for key, value in expected.items():
-            assert key in actual, f"{where}.{key} missing"
-            assert_subset(value, actual[key], f"{where}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list | tuple), f"{where}: {actual!r} is not a list"
-        assert len(actual) == len(expected), f"{where}: length {len(actual)} != {len(expected)}"
-        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
-            assert_subset(e, a, f"{where}[{i}]")
-    elif isinstance(expected, bool) or expected is None:
-        assert actual is expected, f"{where}: {actual!r} != {expected!r}"
-    elif isinstance(expected, int | float):
-        assert isinstance(actual, int | float), f"{where}: {actual!r} is not a number"
-        assert abs(actual - expected) <= 1e-6, f"{where}: {actual} != {expected}"
-    elif isinstance(expected, str) and _ISO_RE.match(expected):
-        got = actual if isinstance(actual, datetime) else datetime.fromisoformat(actual)
-        assert got == datetime.fromisoformat(expected), f"{where}: {actual} != {expected}"
-    else:
-        assert actual == expected, f"{where}: {actual!r} != {expected!r}"
+# --- the sample file ------------------------------------------------------------
 
 
 def test_sample_file_in_order() -> None:
     stored: dict[tuple[str, str], CanonicalAlert] = {}
-    lines = sample_lines("alerts.json.jsonl")
-    assert lines
-    for offset, line in enumerate(lines):
-        record = record_from_line(line, offset)
-        now = datetime.fromisoformat(line["timestamp"])
-        expect = line["expect"]
-        where = f"line {offset + 1}"
+    samples = sample_records("alerts.json")
+    assert samples
+    for record, now, expect, where in samples:
         if expect["outcome"] == "dlq":
             with pytest.raises(InputError) as info:
                 decode_alert_json(record, now)

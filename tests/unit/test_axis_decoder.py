@@ -3,11 +3,8 @@ sample file, with in-memory stand-ins for the Redis state and the resources."""
 
 from __future__ import annotations
 
-import base64
 import json
-import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -28,15 +25,13 @@ from pipeline.settings import AxisInput, AxisSettings
 from schemas.canonical import CanonicalAlert, GeoPoint
 from schemas.intents import Discard, Intent, PatchAlert, SetRedis, StoreAlert
 from schemas.records import RawRecord
+from tests.samples import EPOCH, alert_view, assert_subset, epoch_ms, load_fixtures, sample_records
 
-SAMPLES = Path(__file__).parents[1] / "fixtures" / "samples"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T0 = 1_741_944_600_250  # 2025-03-14T09:30:00.250Z
 NOW = EPOCH + timedelta(milliseconds=T0 + 160)
 SERIAL = "ACCC8E7B2F10"
 KEY = f"axis/{SERIAL}/event/tns:axis/AudioClassification/Screaming"
 SETTINGS = AxisSettings()
-_ISO_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
 # --- in-memory stand-ins for the two protocols ----------------------------------------
@@ -81,65 +76,9 @@ SENSOR = DeviceInfo(
 # --- sample file ---------------------------------------------------------------------
 
 
-def sample_lines(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (SAMPLES / name).read_text().splitlines() if line.strip()]
-
-
-def record_from_line(line: dict[str, Any], offset: int) -> RawRecord:
-    ts = datetime.fromisoformat(line["timestamp"])
-    if "value_b64" in line:
-        value: bytes | None = base64.b64decode(line["value_b64"])
-    else:
-        value = None if line["value"] is None else line["value"].encode("utf-8")
-    headers = line.get("headers") or {}
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    return RawRecord(
-        topic=line["topic"],
-        partition=0,
-        offset=offset,
-        timestamp_ms=(ts - EPOCH) // timedelta(milliseconds=1),
-        key=None if line.get("key") is None else line["key"].encode("utf-8"),
-        value=value,
-        headers=tuple((k, str(v).encode()) for k, v in pairs),
-    )
-
-
-def alert_view(alert: CanonicalAlert) -> dict[str, Any]:
-    view = alert.model_dump()
-    view["location"] = (
-        None if alert.location is None else {"lon": alert.location.lon, "lat": alert.location.lat}
-    )
-    return view
-
-
-def assert_subset(expected: Any, actual: Any, where: str = "") -> None:
-    """Listed keys only; times as instants; numbers to 1e-6."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), f"{where}: {actual!r} is not an object"
-        for key, value in expected.items():
-            assert key in actual, f"{where}.{key} missing"
-            assert_subset(value, actual[key], f"{where}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list | tuple), f"{where}: {actual!r} is not a list"
-        assert len(actual) == len(expected), f"{where}: length {len(actual)} != {len(expected)}"
-        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
-            assert_subset(e, a, f"{where}[{i}]")
-    elif isinstance(expected, bool) or expected is None:
-        assert actual is expected, f"{where}: {actual!r} != {expected!r}"
-    elif isinstance(expected, int | float):
-        assert isinstance(actual, int | float), f"{where}: {actual!r} is not a number"
-        assert abs(actual - expected) <= 1e-6, f"{where}: {actual} != {expected}"
-    elif isinstance(expected, str) and _ISO_RE.match(expected):
-        got = actual if isinstance(actual, datetime) else datetime.fromisoformat(actual)
-        assert got == datetime.fromisoformat(expected), f"{where}: {actual} != {expected}"
-    else:
-        assert actual == expected, f"{where}: {actual!r} != {expected!r}"
-
-
 def fixture_directory() -> MemoryDirectory:
-    fixtures = json.loads((SAMPLES / "fixtures.json").read_text())
     devices: dict[str, list[DeviceInfo]] = {}
-    for row in fixtures["resources"]:
+    for row in load_fixtures()["resources"]:
         if row["type"] != "equipment":
             continue
         loc = row["current_location"]
@@ -162,13 +101,9 @@ async def run_line(tracker: AxisEdgeTracker, record: RawRecord, now: datetime) -
 async def test_sample_file_in_order() -> None:
     tracker = AxisEdgeTracker(MemoryStateStore(), fixture_directory(), SETTINGS)
     stored: dict[tuple[str, str], CanonicalAlert] = {}
-    lines = sample_lines("alerts.axis.jsonl")
-    assert lines
-    for offset, line in enumerate(lines):
-        record = record_from_line(line, offset)
-        now = datetime.fromisoformat(line["timestamp"])
-        expect = line["expect"]
-        where = f"line {offset + 1}"
+    samples = sample_records("alerts.axis")
+    assert samples
+    for record, now, expect, where in samples:
         if expect["outcome"] == "dlq":
             with pytest.raises(InputError) as info:
                 await run_line(tracker, record, now)
@@ -234,7 +169,7 @@ def record(
         data = value.encode()
     else:
         data = value
-    ts = kafka_ms if kafka_ms is not None else (NOW - EPOCH) // timedelta(milliseconds=1)
+    ts = kafka_ms if kafka_ms is not None else epoch_ms(NOW)
     return RawRecord("alerts.axis", 3, 9, ts, None if key is None else key.encode(), data, headers)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -31,11 +30,9 @@ from pipeline.decoders.dc09_data import (
     read_xdata,
 )
 from pipeline.errors import DecodeError, InputError, ValidationError
+from tests.samples import load_fixtures, load_samples
 
-SAMPLES = Path(__file__).parents[1] / "fixtures" / "samples"
-SAMPLE_KEY = json.loads((SAMPLES / "fixtures.json").read_text())["config"]["alarm"]["accounts"][
-    "5F21"
-]["key"]
+SAMPLE_KEY = load_fixtures()["config"]["alarm"]["accounts"]["5F21"]["key"]
 SAMPLE_CIPHER = (
     "8FDD974A1FD3E5D87F21AF792D24762F29E35699B00926CD66F1DBD1CAA7D4CF"
     "D18807BA589C03D77577B3177B902BEE"
@@ -71,8 +68,7 @@ def encrypt(plaintext: str, key_hex: str = SAMPLE_KEY) -> str:
 
 def sample_frames() -> list[tuple[str, bool]]:
     out = []
-    for line in (SAMPLES / "alerts.alarm.jsonl").read_text().splitlines():
-        item = json.loads(line)
+    for item in load_samples("alerts.alarm"):
         value = item["value"]
         if value.lstrip().startswith("{"):
             value = json.loads(value)["frame"]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from operator import xor
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -18,21 +16,17 @@ from pipeline.decoders.gps import decode_gps
 from pipeline.errors import InputError
 from pipeline.plausibility import AcceptedFix, PlausibilityTracker, ResourceInfo, resolve_ref
 from pipeline.settings import GpsSettings
-from schemas.canonical import LocationFix, LocationRow
+from schemas.canonical import LocationFix
 from schemas.intents import Discard
 from schemas.records import RawRecord
+from tests.samples import assert_row, epoch_ms, load_fixtures, sample_records
 
-SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "samples"
 NOW = datetime(2025, 3, 14, 10, 20, 0, tzinfo=UTC)
 SETTINGS = GpsSettings()
 
 
-def ms(dt: datetime) -> int:
-    return round(dt.timestamp() * 1000)
-
-
 def raw(value: bytes | None, *, key: bytes | None = b"ENG-7", at: datetime = NOW) -> RawRecord:
-    return RawRecord("gps.raw", 1, 3, ms(at), key, value)
+    return RawRecord("gps.raw", 1, 3, epoch_ms(at), key, value)
 
 
 def decode(payload: Any, *, now: datetime = NOW, **kw: Any) -> list[LocationFix] | Discard:
@@ -103,43 +97,10 @@ class FixtureLoader:
 
 
 def _fixture_resources() -> list[ResourceInfo]:
-    data = json.loads((SAMPLES / "fixtures.json").read_text())
     return [
-        ResourceInfo(UUID(r["id"]), r["type"], r["identifier"], None) for r in data["resources"]
+        ResourceInfo(UUID(r["id"]), r["type"], r["identifier"], None)
+        for r in load_fixtures()["resources"]
     ]
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def assert_location_row(row: LocationRow, want: dict[str, Any]) -> None:
-    for name, expected in want.items():
-        got = getattr(row, name)
-        if name == "time":
-            assert got == _instant(expected)
-        elif name == "resource_id":
-            assert str(got) == expected
-        elif name == "location":
-            assert got.lon == pytest.approx(expected["lon"], abs=1e-6)
-            assert got.lat == pytest.approx(expected["lat"], abs=1e-6)
-        elif name == "metadata":
-            for key, value in expected.items():
-                assert got[key] == value, key
-        elif isinstance(expected, float | int) and not isinstance(expected, bool):
-            assert got == pytest.approx(expected, abs=1e-6), name
-        else:
-            assert got == expected, name
-
-
-def _sample_record(line: dict[str, Any]) -> tuple[RawRecord, datetime]:
-    at = _instant(line["timestamp"])
-    value = line["value"].encode() if "value" in line else base64.b64decode(line["value_b64"])
-    key = None if line.get("key") is None else line["key"].encode()
-    headers = line.get("headers") or {}
-    items = headers.items() if isinstance(headers, dict) else headers
-    hdrs = tuple((str(k), v.encode() if isinstance(v, str) else bytes(v)) for k, v in items)
-    return RawRecord(line["topic"], 0, 0, ms(at), key, value, hdrs), at
 
 
 async def test_sample_lines_in_order() -> None:
@@ -149,11 +110,9 @@ async def test_sample_lines_in_order() -> None:
     for r in resources:
         by_identifier.setdefault(r.identifier, []).append(r)
     tracker = PlausibilityTracker(FixtureLoader({}), SETTINGS)
-    lines = [json.loads(x) for x in (SAMPLES / "gps.raw.jsonl").read_text().splitlines() if x]
-    assert lines
-    for number, line in enumerate(lines, start=1):
-        record, at = _sample_record(line)
-        expect = line["expect"]
+    samples = sample_records("gps.raw")
+    assert samples
+    for record, at, expect, where in samples:
         error: InputError | None = None
         try:
             out = decode_gps(record, SETTINGS, at)
@@ -165,18 +124,18 @@ async def test_sample_lines_in_order() -> None:
         except InputError as exc:
             error = exc
         if expect["outcome"] == "dlq":
-            assert error is not None, number
+            assert error is not None, where
             assert (error.stage, error.error_code) == (expect["stage"], expect["error_code"])
             continue
-        assert error is None, (number, error)
+        assert error is None, (where, error)
         if expect["outcome"] == "discard":
             assert out == Discard(expect["reason"], out.detail if isinstance(out, Discard) else {})
             continue
-        assert expect["outcome"] == "location", number
+        assert expect["outcome"] == "location", where
         stored = await tracker.assess(resolved)
-        assert len(stored.rows) == 1 == len(stored.moves), number
-        assert_location_row(stored.rows[0], expect["row"])
-        assert stored.moves[0] is expect["moves_resource"], number
+        assert len(stored.rows) == 1 == len(stored.moves), where
+        assert_row(stored.rows[0], expect["row"])
+        assert stored.moves[0] is expect["moves_resource"], where
         assert stored.rows[0].metadata["received_at"] == iso_utc(record.kafka_time)
 
 
@@ -310,7 +269,7 @@ def test_null_island_is_only_the_tiny_box() -> None:
 
 
 def test_avl_epoch_times() -> None:
-    assert fix(avl(time=ms(NOW) - 2000)).time == NOW - timedelta(seconds=2)
+    assert fix(avl(time=epoch_ms(NOW) - 2000)).time == NOW - timedelta(seconds=2)
     assert fix(avl(time=NOW.timestamp() - 3)).time == NOW - timedelta(seconds=3)
 
 

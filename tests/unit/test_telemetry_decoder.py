@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,19 +21,15 @@ from pipeline.settings import TelemetrySettings
 from schemas.canonical import TelemetryRow
 from schemas.intents import Discard, StoreTelemetry
 from schemas.records import RawRecord
+from tests.samples import SampleRecord, assert_row, epoch_ms, load_fixtures, sample_records
 
-SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "samples"
-FIXTURES = json.loads((SAMPLES / "fixtures.json").read_text())
+FIXTURES = load_fixtures()
 NS_DEVICE = uuid.UUID(FIXTURES["config"]["device_namespace"])
 
 NOW = datetime(2025, 3, 14, 10, 0, 0, tzinfo=UTC)
 NOW_S = int(NOW.timestamp())
 SETTINGS = TelemetrySettings()
 IMEI = "urn:dev:imei:356938035643809"
-
-
-def ms(dt: datetime) -> int:
-    return round(dt.timestamp() * 1000)
 
 
 def raw(
@@ -45,7 +39,7 @@ def raw(
     at: datetime = NOW,
     headers: tuple[tuple[str, bytes], ...] = (),
 ) -> RawRecord:
-    return RawRecord("telemetry.raw", 0, 7, ms(at), key, value, headers)
+    return RawRecord("telemetry.raw", 0, 7, epoch_ms(at), key, value, headers)
 
 
 def decode(
@@ -90,54 +84,12 @@ def simple(**fields: Any) -> dict[str, Any]:
 # --- the samples of docs/formats.md 5.5 -----------------------------------------
 
 
-def _sample_lines(name: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (SAMPLES / name).read_text().splitlines() if line]
+SAMPLE_RECORDS = sample_records("telemetry.raw")
 
 
-def _record(line: dict[str, Any]) -> tuple[RawRecord, datetime]:
-    at = datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
-    value = line["value"].encode() if "value" in line else base64.b64decode(line["value_b64"])
-    key = None if line.get("key") is None else line["key"].encode()
-    headers = line.get("headers") or {}
-    items = headers.items() if isinstance(headers, dict) else headers
-    hdrs = tuple((str(k), v.encode() if isinstance(v, str) else bytes(v)) for k, v in items)
-    return RawRecord(line["topic"], 0, 0, ms(at), key, value, hdrs), at
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def assert_row(row: TelemetryRow, want: dict[str, Any]) -> None:
-    for name, expected in want.items():
-        got = getattr(row, name)
-        if name == "time":
-            assert got == _instant(expected)
-        elif name == "device_id":
-            assert str(got) == expected
-        elif name == "location":
-            if expected is None:
-                assert got is None
-            else:
-                assert got is not None
-                assert got.lon == pytest.approx(expected["lon"], abs=1e-6)
-                assert got.lat == pytest.approx(expected["lat"], abs=1e-6)
-        elif name == "metadata":
-            for key, value in expected.items():
-                assert got[key] == value, key
-        elif isinstance(expected, float | int) and not isinstance(expected, bool):
-            assert got == pytest.approx(expected, abs=1e-9), name
-        else:
-            assert got == expected, name
-
-
-SAMPLE_LINES = _sample_lines("telemetry.raw.jsonl")
-
-
-@pytest.mark.parametrize("line", SAMPLE_LINES, ids=[str(i) for i in range(len(SAMPLE_LINES))])
-def test_sample_lines(line: dict[str, Any]) -> None:
-    record, at = _record(line)
-    expect = line["expect"]
+@pytest.mark.parametrize("sample", SAMPLE_RECORDS, ids=[str(i) for i in range(len(SAMPLE_RECORDS))])
+def test_sample_lines(sample: SampleRecord) -> None:
+    record, at, expect, _ = sample
     if expect["outcome"] == "dlq":
         with pytest.raises(InputError) as info:
             decode_telemetry(record, SETTINGS, at)
@@ -152,7 +104,7 @@ def test_sample_lines(line: dict[str, Any]) -> None:
     assert isinstance(out, StoreTelemetry)
     assert len(out.rows) == len(expect["rows"])
     for row, want in zip(out.rows, expect["rows"], strict=True):
-        assert_row(row, want)
+        assert_row(row, want, tol=1e-9)
         assert row.metadata["received_at"] == iso_utc(record.kafka_time)
 
 
