@@ -86,11 +86,13 @@ def outcome_of(topic: str, value: bytes, key: bytes | None) -> str:
     try:
         DECODERS[topic](record)
     except InputError as exc:
-        assert exc.error_code in ERROR_CODES, exc.error_code
-        assert exc.error_code != "internal_error"
-        assert len(exc.reason) <= 500
-        return exc.error_code
-    return "ok"
+        error = exc
+    else:
+        return "ok"
+    assert error.error_code in ERROR_CODES, error.error_code
+    assert error.error_code != "internal_error"
+    assert len(error.reason) <= 500
+    return error.error_code
 
 
 @st.composite
