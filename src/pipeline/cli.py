@@ -156,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="measure throughput, latency and memory on the embedded stack")
     b.add_argument("--smoke", action="store_true", help="a short run that checks the bench works")
-    b.add_argument("--output", default="bench-results/latest.json")
+    b.add_argument("--output", default="bench-results/latest.json",
+                   help="JSON results (a Markdown copy is written beside it)")  # fmt: skip
+    b.add_argument("--alert-rate", type=float, default=200.0, help="alerts per second")
+    b.add_argument("--redis-db", type=int, default=12,
+                   help="Redis database the bench flushes and uses (default 12)")  # fmt: skip
     b.set_defaults(func=cmd_bench)
     return p
 

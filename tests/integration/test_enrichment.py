@@ -191,8 +191,10 @@ async def test_geofence_enter_and_leave_events(
     finally:
         await conn.close()
     assert marks[0] is None
-    assert marks[1]["entered"] and not marks[1]["left"]
+    assert marks[1]["entered"]
+    assert not marks[1]["left"]
     assert marks[2] is None
-    assert marks[3]["left"] and not marks[3]["entered"]
+    assert marks[3]["left"]
+    assert not marks[3]["entered"]
     await sub.aclose()
     await red.aclose()

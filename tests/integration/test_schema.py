@@ -199,8 +199,8 @@ async def test_partitions_ahead_cover_the_whole_horizon(pg: asyncpg.Connection) 
             covered = await pg.fetchval(
                 "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "WHERE i.inhparent = $1::regclass AND c.relname = $1 || '_p' || "
-                "to_char(date_trunc('week', (now() + make_interval(days => $2)) AT TIME ZONE 'UTC'), "
-                "'YYYYMMDD')",
+                "to_char(date_trunc('week', (now() + make_interval(days => $2)) "
+                "AT TIME ZONE 'UTC'), 'YYYYMMDD')",
                 table,
                 days,
             )

@@ -1,0 +1,159 @@
+"""How ``eriop bench`` reports: the machine, a table, targets, a Markdown block,
+and the sanity checks of the smoke mode (never thresholds)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Mapping
+from typing import Any
+
+import psutil
+
+Result = dict[str, Any]
+
+#: the targets of the 2-core development machine (issue "Benchmarks")
+TARGETS: tuple[tuple[str, str, str, float], ...] = (
+    ("telemetry e2e / raw COPY", "telemetry.ratio", ">=", 0.8),
+    ("GPS e2e / raw COPY", "gps.ratio", ">=", 0.8),
+    ("alert p99 alone (ms)", "alerts.alone.p99_ms", "<=", 50.0),
+    ("alert p99 under telemetry flood (ms)", "alerts.flood.p99_ms", "<=", 100.0),
+    ("worker RSS under overload (MB)", "overload.worker_peak_rss_mb", "<=", 500.0),
+)
+
+
+def machine() -> Result:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
+def lookup(results: Mapping[str, Any], path: str) -> Any:
+    node: Any = results
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def targets(results: Mapping[str, Any]) -> list[Result]:
+    out = []
+    for name, path, op, bound in TARGETS:
+        value = lookup(results, path)
+        met = None
+        if isinstance(value, int | float):
+            met = value >= bound if op == ">=" else value <= bound
+        out.append({"name": name, "target": f"{op} {bound:g}", "measured": value, "met": met})
+    return out
+
+
+def sanity(results: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the numbers, if anything: rates positive, ratios in
+    (0, 2), percentiles ordered, every alert received. Not thresholds."""
+    problems = []
+    for key in ("telemetry", "gps"):
+        for field in ("e2e_rows_per_s", "copy_rows_per_s"):
+            if not (lookup(results, f"{key}.{field}") or 0) > 0:
+                problems.append(f"{key}.{field} is not positive")
+        ratio = lookup(results, f"{key}.ratio")
+        if not isinstance(ratio, int | float) or not 0 < ratio < 2:
+            problems.append(f"{key}.ratio {ratio!r} is outside (0, 2)")
+    for phase in ("alone", "flood"):
+        lat = lookup(results, f"alerts.{phase}") or {}
+        seq = [lat.get(k) for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")]
+        nums = [float(v) for v in seq if isinstance(v, int | float)]
+        if len(nums) != len(seq) or not 0 < nums[0] <= nums[1] <= nums[2] <= nums[3]:
+            problems.append(f"alerts.{phase} percentiles not ordered: {seq}")
+        if lat.get("received") != lat.get("sent"):
+            problems.append(f"alerts.{phase}: {lat.get('received')} of {lat.get('sent')} arrived")
+    if not (lookup(results, "overload.worker_peak_rss_mb") or 0) > 0:
+        problems.append("overload RSS not measured")
+    if not (lookup(results, "scaling.e2e_rows_per_s") or 0) > 0:
+        problems.append("scaling rate is not positive")
+    return problems
+
+
+def _lat(d: Mapping[str, Any]) -> str:
+    return (
+        f"{d['p50_ms']:.1f} / {d['p95_ms']:.1f} / {d['p99_ms']:.1f} / {d['max_ms']:.1f}"
+        f"  ({d['received']}/{d['sent']} at {d['rate_per_s']:g}/s)"
+    )
+
+
+def rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    t, g, a, o, s = (r[k] for k in ("telemetry", "gps", "alerts", "overload", "scaling"))
+    flood = a["flood"]
+    return [
+        ("telemetry e2e (points/s)", f"{t['e2e_rows_per_s']:,}"),
+        ("telemetry raw COPY (rows/s)", f"{t['copy_rows_per_s']:,}"),
+        ("telemetry e2e / COPY", f"{t['ratio']:.2f}"),
+        ("GPS e2e (fixes/s)", f"{g['e2e_rows_per_s']:,}"),
+        ("GPS raw COPY (rows/s)", f"{g['copy_rows_per_s']:,}"),
+        ("GPS e2e / COPY", f"{g['ratio']:.2f}"),
+        ("alert ms p50/p95/p99/max, alone", _lat(a["alone"])),
+        ("alert ms p50/p95/p99/max, flood", _lat(flood)),
+        (
+            "  flood: telemetry offered/committed",
+            f"{flood['telemetry_offered_msgs_per_s']:,} / "
+            f"{flood['telemetry_committed_msgs_per_s']:,} msgs/s "
+            f"(x{flood['telemetry_points_per_message']} points)",
+        ),
+        ("worker peak RSS alone (MB)", f"{a['worker_peak_rss_mb_alone']:.0f}"),
+        ("worker peak RSS at capacity (MB)", f"{t['worker_peak_rss_mb']:.0f}"),
+        (
+            "worker peak RSS overload (MB)",
+            f"{o['worker_peak_rss_mb']:.0f}  (backlog x{o['offered_over_taken']} "
+            f"what it took in {o['window_s']:g}s)",
+        ),
+        ("telemetry, 1 worker (points/s)", f"{t['e2e_rows_per_s']:,}"),
+        (
+            "telemetry, 2 workers (points/s)",
+            f"{s['e2e_rows_per_s']:,}  (records per worker {s['records_per_worker']})",
+        ),
+    ]
+
+
+def table(r: Mapping[str, Any]) -> str:
+    body = rows(r)
+    width = max(len(k) for k, _ in body)
+    lines = [f"{k:<{width}}  {v}" for k, v in body]
+    lines.append("")
+    for tg in r.get("targets", []):
+        mark = {True: "met", False: "NOT met", None: "n/a"}[tg["met"]]
+        lines.append(f"target {tg['name']} {tg['target']}: {tg['measured']} -> {mark}")
+    return "\n".join(lines)
+
+
+def markdown(r: Mapping[str, Any]) -> str:
+    m = r["machine"]
+    out = [
+        f"Command: `{r['command']}`  ",
+        f"Date: {r['date']}  ",
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, "
+        f"{m['platform']}, Python {m['python']}, PostgreSQL {r.get('postgres', '?')}  ",
+        f"Run time: {r['duration_s']:.0f} s; 1-minute load average "
+        f"{r.get('loadavg_1m_at_start')} at start, {r.get('loadavg_1m_at_end')} at end",
+        "",
+        "| measurement | result |",
+        "|---|---|",
+    ]
+    out += [f"| {k.strip()} | {v} |" for k, v in rows(r)]
+    out += ["", "| target | measured | met |", "|---|---|---|"]
+    for tg in r.get("targets", []):
+        mark = {True: "yes", False: "**no**", None: "n/a"}[tg["met"]]
+        out.append(f"| {tg['name']} {tg['target']} | {tg['measured']} | {mark} |")
+    return "\n".join(out) + "\n"

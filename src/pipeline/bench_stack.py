@@ -1,0 +1,238 @@
+"""What ``eriop bench`` runs against: fresh databases, brokers and worker processes.
+
+Every scenario gets its own broker (memory only, empty), its own database
+cloned from one freshly migrated template (so every table and index is
+identical), and a flushed Redis database. The worker is the real ``eriop
+worker`` in its own process, as in production; its resident memory is sampled
+with psutil while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import psutil
+import redis
+
+from pipeline import devstack
+from pipeline.errors import ConfigError
+from pipeline.migrate import create_database, migrate
+
+
+def with_path(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+class Databases:
+    """A migrated template and the per-scenario clones made from it."""
+
+    def __init__(self, database_url: str, tag: str) -> None:
+        self.admin = with_path(database_url, "/postgres")
+        self._base = database_url
+        self.template = f"eriop_bench_{tag}_tmpl"
+        self._made: list[str] = []
+
+    def dsn(self, name: str) -> str:
+        return with_path(self._base, f"/{name}")
+
+    async def prepare(self) -> None:
+        await create_database(self.dsn(self.template))
+        self._made.append(self.template)
+        await migrate(self.dsn(self.template))
+
+    async def clone(self) -> str:
+        """A fresh, migrated, empty database; its DSN."""
+        name = f"eriop_bench_{uuid.uuid4().hex[:10]}"
+        conn = await asyncpg.connect(self.admin)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        finally:
+            await conn.close()
+        self._made.append(name)
+        return self.dsn(name)
+
+    async def drop_all(self) -> None:
+        conn = await asyncpg.connect(self.admin)
+        try:
+            # clones first: a template cannot be dropped while copies are made from it
+            for name in reversed(self._made):
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+        self._made.clear()
+
+    async def checkpoint(self) -> None:
+        """Flush dirty pages now, so no checkpoint lands inside a timed section."""
+        conn = await asyncpg.connect(self.admin)
+        try:
+            await conn.execute("CHECKPOINT")
+        except asyncpg.InsufficientPrivilegeError:
+            pass  # without superuser the timed sections just carry that noise
+        finally:
+            await conn.close()
+
+
+def flush_redis(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+@contextmanager
+def broker(log_dir: Path) -> Iterator[devstack.Broker]:
+    """A fresh embedded broker for one scenario."""
+    b = devstack.Broker(devstack.free_port()).start(str(log_dir / "broker.log"))
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+class RssSampler:
+    """Peak resident memory of one process, sampled on a background thread."""
+
+    def __init__(self, pid: int, interval_s: float = 0.1) -> None:
+        self._proc = psutil.Process(pid)
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._peak = 0
+        self._window_peak = 0
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def start(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                rss = int(self._proc.memory_info().rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                return
+            with self._lock:
+                self._peak = max(self._peak, rss)
+                self._window_peak = max(self._window_peak, rss)
+            self._stop.wait(self._interval)
+
+    def window(self) -> int:
+        """Peak since the previous call (bytes), and start a new window."""
+        with self._lock:
+            peak, self._window_peak = self._window_peak, 0
+        return peak
+
+    @property
+    def peak(self) -> int:
+        with self._lock:
+            return self._peak
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2)
+
+
+def worker_env(bootstrap: str, dsn: str, redis_url: str, group: str) -> dict[str, str]:
+    return {
+        "ERIOP_KAFKA_BOOTSTRAP": bootstrap,
+        "ERIOP_DATABASE_URL": dsn,
+        "ERIOP_REDIS_URL": redis_url,
+        "ERIOP_EMBEDDED_BROKER": "true",
+        "ERIOP_KAFKA__IDEMPOTENCE": "false",
+        "ERIOP_KAFKA__ALERTS_GROUP": f"{group}-alerts",
+        "ERIOP_KAFKA__BULK_GROUP": f"{group}-bulk",
+    }
+
+
+class Worker:
+    """One ``eriop worker`` process with its metrics port and memory sampler."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str) -> None:
+        self.port = devstack.free_port()
+        self.name = name
+        self.bulk_group = env["ERIOP_KAFKA__BULK_GROUP"]
+        self._env = {**os.environ, **env, "ERIOP_METRICS_PORT": str(self.port)}
+        self.log_path = log_dir / f"{name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.rss: RssSampler | None = None
+
+    def start(self) -> Worker:
+        with open(self.log_path, "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "pipeline.cli", "worker"],
+                env=self._env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        self.rss = RssSampler(self._proc.pid).start()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        url = f"http://127.0.0.1:{self.port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return int(r.status), r.read()
+        except urllib.error.HTTPError as e:
+            return int(e.code), e.read()
+
+    async def wait_healthy(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self._proc is not None
+            if self._proc.poll() is not None:
+                raise ConfigError(f"worker {self.name} exited: see {self.log_path}")
+            try:
+                status, body = await asyncio.to_thread(self._get, "/health")
+                if status == 200 and json.loads(body).get("ok"):
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+        raise ConfigError(f"worker {self.name} not healthy after {timeout:.0f}s: {self.log_path}")
+
+    def metric(self, name: str, **labels: str) -> float:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        _, body = self._get("/metrics")
+        total = 0.0
+        for fam in text_string_to_metric_families(body.decode()):
+            for s in fam.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    total += s.value
+        return total
+
+    def stop(self, timeout: float = 40.0) -> int:
+        """SIGTERM and wait (the worker flushes what it holds); the exit code."""
+        if self._proc is None:
+            return 0
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+        try:
+            code = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            code = self._proc.wait()
+        if self.rss is not None:
+            self.rss.stop()
+        return int(code)

@@ -1,0 +1,75 @@
+"""``eriop bench --smoke`` runs end to end and its numbers are sane.
+
+Sanity only: rates positive, ratios between 0 and 2, percentiles ordered,
+every alert received, results written. Never whether a number beats a target:
+that depends on the machine, and benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from pipeline import devstack
+from tests.conftest import PG_ADMIN, dsn_for
+
+pytestmark = pytest.mark.integration
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and value > 0
+
+
+def test_smoke_mode_writes_sane_results(tmp_path: Path, redis_url: str) -> None:
+    devstack.ensure_postgres(PG_ADMIN)
+    output = tmp_path / "results" / "latest.json"
+    env = {
+        **os.environ,
+        "ERIOP_DATABASE_URL": dsn_for("postgres"),
+        "ERIOP_REDIS_URL": redis_url,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "bench", "--smoke", "--redis-db", "13",
+         "--output", str(output)],
+        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        out, _ = proc.communicate(timeout=150)
+    finally:
+        if proc.poll() is None:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                child.kill()
+            proc.kill()
+            proc.wait()
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-4000:]
+
+    r = json.loads(output.read_text("utf-8"))
+    assert output.with_suffix(".md").read_text("utf-8").startswith("Command: `eriop bench --smoke")
+    assert r["mode"] == "smoke"
+    assert r["sanity_problems"] == []
+    for stream in ("telemetry", "gps"):
+        s = r[stream]
+        assert _positive(s["e2e_rows_per_s"]), s
+        assert _positive(s["copy_rows_per_s"]), s
+        assert 0 < s["ratio"] < 2, s
+    for phase in ("alone", "flood"):
+        a = r["alerts"][phase]
+        assert a["received"] == a["sent"] > 0, a
+        assert 0 < a["p50_ms"] <= a["p95_ms"] <= a["p99_ms"] <= a["max_ms"], a
+    assert _positive(r["alerts"]["flood"]["telemetry_committed_msgs_per_s"])
+    assert _positive(r["overload"]["worker_peak_rss_mb"])
+    assert _positive(r["overload"]["bulk_committed_per_s"])
+    assert _positive(r["scaling"]["e2e_rows_per_s"])
+    assert sum(r["scaling"]["records_per_worker"]) >= r["plan"]["telemetry_messages"]
+    assert r["targets"]
+    assert all("measured" in t for t in r["targets"])
+    # the printed table is the measured results, not a template
+    assert f"{r['telemetry']['e2e_rows_per_s']:,}" in text
