@@ -2,7 +2,9 @@
 
 asyncpg exceptions are translated here into :mod:`pipeline.errors`: connection
 loss and server shutdown are transient (pause and retry), data and constraint
-errors are ``WriteRejected`` (dead-letter the record).
+errors are ``WriteRejected`` (dead-letter the record), and so are values the
+driver cannot encode at all (a lone surrogate in text, an integer beyond 64 bits
+in JSON): no retry will ever store them.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ def translate(exc: BaseException) -> Exception:
         if state[:2] in TRANSIENT_SQLSTATE_CLASSES:
             return DatabaseUnavailable(f"database error {state}: {exc}")
         return WriteRejected(f"database rejected the row ({state}): {str(exc)[:300]}")
+    if isinstance(exc, UnicodeEncodeError):
+        return WriteRejected(f"text the database cannot store: {exc.reason} in {exc.object[:80]!r}")
+    if isinstance(exc, orjson.JSONEncodeError):
+        return WriteRejected(f"JSON the database cannot store: {str(exc)[:200]}")
     if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | ConnectionError):
         return DatabaseUnavailable(f"database connection failed: {exc}")
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))

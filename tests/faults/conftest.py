@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.devstack import Broker, free_port, wait_port
-from pipeline.kafka import ALERT_TOPICS, BULK_TOPICS
+from pipeline.kafka import ALERT_TOPICS
 from pipeline.traffic import Fleet, dc09_frame
 from tests.faults.proxy import TcpProxy
 from tests.integration.workerproc import WorkerProcess, worker_env
@@ -401,7 +401,7 @@ async def duplicate_keys(dsn: str) -> dict[str, int]:
         return {
             table: int(
                 await conn.fetchval(
-                    f"SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {key} "  # noqa: S608
+                    f"SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {key} "
                     "HAVING count(*) > 1) d"
                 )
             )
@@ -483,7 +483,7 @@ async def stream_alerts(redis_url: str) -> list[tuple[str, str]]:
         start = "-"
         while True:
             entries = await red.xrange("eriop:stream:alerts", min=start, count=10_000)
-            for entry_id, fields in entries:
+            for _entry_id, fields in entries:
                 doc = json.loads(fields[b"alert"])
                 out.append((doc["source"], doc["external_id"]))
             if len(entries) < 10_000:

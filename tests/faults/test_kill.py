@@ -30,8 +30,8 @@ from tests.faults.conftest import (
     snapshot,
     stream_alerts,
     timeout_for,
-    uncovered,
     unbalanced,
+    uncovered,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(timeout_for(300))]

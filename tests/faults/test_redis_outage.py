@@ -88,12 +88,15 @@ async def test_redis_outage_keeps_storing_and_resyncs_live_state(
     )
     stored_in_outage = time.monotonic() - cut_at
     assert not await _in_sync(fresh_db, redis_client), "Redis was not cut off"
-    assert w.proc is not None and w.proc.poll() is None
+    assert w.proc is not None
+    assert w.proc.poll() is None
     await asyncio.sleep(max(sizes.outage_s - (time.monotonic() - cut_at), 0))
     backlog = (await counts(fresh_db))["outbox"]
     redis_proxy.restore()
     restored_at = time.monotonic()
-    print(f"all records stored {stored_in_outage:.0f}s into the outage; {backlog} alerts in the outbox")
+    print(
+        f"all records stored {stored_in_outage:.0f}s into the outage; {backlog} alerts in the outbox"
+    )
     assert backlog > 0
 
     await _eventually_in_sync(fresh_db, redis_client, "live state re-synchronised", 60)
