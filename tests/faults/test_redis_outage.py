@@ -94,9 +94,7 @@ async def test_redis_outage_keeps_storing_and_resyncs_live_state(
     backlog = (await counts(fresh_db))["outbox"]
     redis_proxy.restore()
     restored_at = time.monotonic()
-    print(
-        f"all records stored {stored_in_outage:.0f}s into the outage; {backlog} alerts in the outbox"
-    )
+    print(f"all stored {stored_in_outage:.0f}s into the outage; {backlog} alerts in the outbox")
     assert backlog > 0
 
     await _eventually_in_sync(fresh_db, redis_client, "live state re-synchronised", 60)
