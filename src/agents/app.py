@@ -16,7 +16,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 from mode import Service
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from agents.transport import App
 from pipeline import metrics
@@ -122,7 +122,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         # the exposition format's type without its charset parameter, which aiohttp
         # sets separately (UTF-8 is the default of text/plain for Prometheus)
         content_type = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
-        return view.bytes(generate_latest(metrics.REGISTRY), content_type=content_type)
+        return view.bytes(await runtime.metrics_page(), content_type=content_type)
 
     @app.page("/health")
     async def health_page(view: View, request: Request) -> Response:

@@ -52,7 +52,7 @@ def run(settings: Settings, *, wait_s: float | None = None, loglevel: str = "inf
 
     async def build() -> Runtime:
         # aiokafka clients bind to the running loop when they are created
-        return Runtime(settings)
+        return Runtime(settings, role="alerts" if settings.bulk.process else "all")
 
     runtime = loop.run_until_complete(build())
     try:

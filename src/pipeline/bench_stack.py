@@ -10,6 +10,7 @@ with psutil while it runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -107,7 +108,8 @@ def broker(log_dir: Path) -> Iterator[devstack.Broker]:
 
 
 class RssSampler:
-    """Peak resident memory of one process, sampled on a background thread."""
+    """Peak resident memory of a process and its children, sampled on a
+    background thread."""
 
     def __init__(self, pid: int, interval_s: float = 0.1) -> None:
         self._proc = psutil.Process(pid)
@@ -128,10 +130,20 @@ class RssSampler:
                 rss = int(self._proc.memory_info().rss)
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 return
+            # the worker's bulk process is part of the worker
+            for child in self._children():
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                    rss += int(child.memory_info().rss)
             with self._lock:
                 self._peak = max(self._peak, rss)
                 self._window_peak = max(self._window_peak, rss)
             self._stop.wait(self._interval)
+
+    def _children(self) -> list[psutil.Process]:
+        try:
+            return list(self._proc.children(recursive=True))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return []
 
     def window(self) -> int:
         """Peak since the previous call (bytes), and start a new window."""

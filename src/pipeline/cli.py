@@ -46,6 +46,10 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.role == "bulk":
+        from pipeline.bulkproc import run_bulk
+
+        return run_bulk(settings)
     from agents.worker import run
 
     return run(settings, wait_s=args.wait, loglevel=args.loglevel)
@@ -104,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up if dependencies are unreachable this long (default: keep retrying)",
     )  # fmt: skip
     w.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
+    # the worker starts its own telemetry/GPS process with --role bulk
+    w.add_argument("--role", choices=["worker", "bulk"], default="worker", help=argparse.SUPPRESS)
     w.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("simulate", help="produce realistic device traffic to Kafka")

@@ -138,6 +138,11 @@ DEPENDENCY_UP: Final = Gauge(
     ["dependency"],
     registry=REGISTRY,
 )
+BULK_RESTARTS: Final = Counter(
+    "eriop_bulk_process_restarts_total",
+    "Times the worker restarted its telemetry/GPS process after it exited.",
+    registry=REGISTRY,
+)
 WORKER_UP: Final = Gauge("eriop_worker_up", "1 while the worker is running.", registry=REGISTRY)
 BUILD_INFO: Final = Info("eriop_build", "Version of the running worker.", registry=REGISTRY)
 GEOFENCE_EVENTS: Final = Counter(

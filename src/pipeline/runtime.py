@@ -11,11 +11,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka.errors import KafkaError, UnknownError
+from prometheus_client import generate_latest
 
 from pipeline import __version__, metrics
+from pipeline.bulkproc import BulkChild
 from pipeline.consumer import BatchConsumer
 from pipeline.db import Database
 from pipeline.decoders.axis import AxisEdgeTracker
@@ -28,6 +30,7 @@ from pipeline.ingest_alerts import AlertIngestor, Clock, utc_now
 from pipeline.ingest_bulk import BulkIngestor
 from pipeline.kafka import BULK_TOPICS, ensure_topics, make_consumer, make_producer
 from pipeline.live_state import LiveState
+from pipeline.metrics_merge import merge_exposition
 from pipeline.resources import LiveLastFixLoader, ResourceResolver
 from pipeline.retention import RetentionJob
 from pipeline.settings import Settings
@@ -64,9 +67,15 @@ async def wait_for(
             delay = min(delay * 2, 10.0)
 
 
+#: ``all``: both paths in this process; ``alerts``: the alert path, with the
+#: volume path in a supervised child process; ``bulk``: that child
+Role = Literal["all", "alerts", "bulk"]
+
+
 class Runtime:
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now) -> None:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now, role: Role = "all") -> None:
         self.settings = settings
+        self.role = role
         s = settings
         self.db = Database(s.database_url.get_secret_value())
         self.redis = RedisLive(s.redis_url.get_secret_value())
@@ -102,14 +111,19 @@ class Runtime:
             geofences=GeofenceTracker(self.geo, self.redis),
             clock=clock,
         )
-        self.bulk_consumer = BatchConsumer(
-            make_consumer(s, s.kafka.bulk_group),
-            BULK_TOPICS,
-            self.bulk.handle,
-            self.ts_store.load_offsets,
-            max_records=s.batch.telemetry_max_records,
-            linger_ms=s.batch.linger_ms,
-        )
+        self.bulk_consumer: BatchConsumer | None = None
+        self.bulk_child: BulkChild | None = None
+        if role == "alerts":
+            self.bulk_child = BulkChild(s)
+        else:
+            self.bulk_consumer = BatchConsumer(
+                make_consumer(s, s.kafka.bulk_group),
+                BULK_TOPICS,
+                self.bulk.handle,
+                self.ts_store.load_offsets,
+                max_records=s.batch.telemetry_max_records,
+                linger_ms=s.batch.linger_ms,
+            )
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
@@ -141,15 +155,25 @@ class Runtime:
         """Start background work; call after :meth:`connect`."""
         metrics.BUILD_INFO.info({"version": __version__})
         await self.geo.refresh(force=True)
-        await self.relay.drain_safely()
         self._tasks = [
-            asyncio.create_task(self.relay.run(), name="outbox-relay"),
-            asyncio.create_task(self.live.run(), name="live-state"),
             asyncio.create_task(self._maintenance(), name="maintenance"),
             asyncio.create_task(self._refresh_geofences(), name="geofences"),
         ]
-        await self.bulk_consumer.start()
-        await self.retention.start()
+        # every stream's pause gauge exists from the start, in the process that runs it
+        if self.role != "bulk":
+            metrics.CONSUMER_PAUSED.labels("alerts").set(0)
+        if self.bulk_consumer is not None:
+            metrics.CONSUMER_PAUSED.labels("bulk").set(0)
+        if self.role != "bulk":
+            await self.relay.drain_safely()
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        if self.bulk_consumer is not None:
+            self._tasks.append(asyncio.create_task(self.live.run(), name="live-state"))
+            await self.bulk_consumer.start()
+        if self.bulk_child is not None:
+            await self.bulk_child.start()
+        if self.role != "bulk":
+            await self.retention.start()
         self.started = True
         metrics.WORKER_UP.set(1)
 
@@ -170,17 +194,21 @@ class Runtime:
         self.alerts.retrier.stopping = True
         self.bulk.retrier.stopping = True
         budget = max(timeout - 2, 1)
-        await self.bulk_consumer.stop(budget / 2)
+        if self.bulk_consumer is not None:
+            await self.bulk_consumer.stop(budget / 2)
+        if self.bulk_child is not None:
+            await self.bulk_child.stop(budget / 2)
         await self.relay.stop()
         await self.live.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.retention.close()
-        try:
-            await asyncio.wait_for(self.relay.drain_safely(), budget / 4)
-        except TimeoutError:
-            log.warning("outbox not fully drained at shutdown; it resumes at next start")
+        if self.role != "bulk":
+            try:
+                await asyncio.wait_for(self.relay.drain_safely(), budget / 4)
+            except TimeoutError:
+                log.warning("outbox not fully drained at shutdown; it resumes at next start")
         await self.producer.stop()
         await self.redis.close()
         await self.db.close(budget / 4)
@@ -191,12 +219,22 @@ class Runtime:
         kafka = await self._kafka_health()
         for name, rep in (("postgres", db), ("redis", redis), ("kafka", kafka)):
             metrics.DEPENDENCY_UP.labels(name).set(1 if rep["ok"] else 0)
+        deps = {"postgres": db, "redis": redis, "kafka": kafka}
         ok = db["ok"] and kafka["ok"] and self.started
+        if self.bulk_child is not None:
+            deps["bulk_process"] = await self.bulk_child.health()
+            ok = ok and deps["bulk_process"]["ok"]
         return {
             "status": "ok" if ok and redis["ok"] else ("degraded" if ok else "unhealthy"),
             "ok": ok,
-            "dependencies": {"postgres": db, "redis": redis, "kafka": kafka},
+            "dependencies": deps,
         }
+
+    async def metrics_page(self) -> bytes:
+        """This process's metrics, merged with those of the bulk process if any."""
+        own = generate_latest(metrics.REGISTRY)
+        extra = await self.bulk_child.metrics_page() if self.bulk_child is not None else ""
+        return merge_exposition([own.decode(), extra]) if extra else own
 
     async def _kafka_health(self) -> dict[str, Any]:
         try:

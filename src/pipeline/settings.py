@@ -111,6 +111,18 @@ class BatchSettings(_Frozen):
     linger_ms: int = 50
 
 
+class BulkSettings(_Frozen):
+    #: run the telemetry and GPS path in a child process of the worker, so that
+    #: decoding a flood never holds up the alert path's event loop
+    process: bool = True
+    #: how much lower the child's CPU priority is (0-19); alerts go first
+    nice: int = Field(default=5, ge=0, le=19)
+    #: set by the worker for its child: the loopback port of the child's
+    #: metrics and health, and the worker's pid
+    port: int = 0
+    parent_pid: int = 0
+
+
 class Settings(BaseSettings):
     """Everything the worker and the CLI read from the environment."""
 
@@ -142,6 +154,7 @@ class Settings(BaseSettings):
         return 5 if self.embedded_broker else 500
 
     batch: BatchSettings = BatchSettings()
+    bulk: BulkSettings = BulkSettings()
     alarm: AlarmSettings = AlarmSettings()
     axis: AxisSettings = AxisSettings()
     cap: CapSettings = CapSettings()

@@ -3,10 +3,13 @@ and a clear message when a dependency is unreachable."""
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pipeline.devstack import Broker, free_port
@@ -35,16 +38,65 @@ def worker(
 def test_worker_serves_health_and_metrics_and_stops_on_sigterm(worker: WorkerProcess) -> None:
     health = worker.wait_healthy()
     assert health["status"] == "ok"
-    assert set(health["dependencies"]) == {"postgres", "redis", "kafka"}
+    assert set(health["dependencies"]) == {"postgres", "redis", "kafka", "bulk_process"}
     assert all(d["ok"] for d in health["dependencies"].values())
+    bulk = _bulk_process(worker)
+    assert health["dependencies"]["bulk_process"]["pid"] == bulk.pid
+    assert bulk.nice() > psutil.Process(worker.proc.pid).nice()  # alerts go first
     status, body = worker.get("/metrics")
     text = body.decode()
     assert status == 200
     assert "eriop_worker_up 1.0" in text
     assert 'eriop_build_info{version="' in text
+    # one page for both processes: each family declared once, the bulk path's series in it
+    assert text.count("# TYPE eriop_consumer_paused gauge") == 1
+    assert 'eriop_consumer_paused{stream="bulk"}' in text
+    assert 'eriop_consumer_paused{stream="alerts"}' in text
     code, took = worker.stop()
     assert code == 0, worker.log()
     assert took < 25, f"shutdown took {took:.1f}s"
+    assert not bulk.is_running() or bulk.status() == psutil.STATUS_ZOMBIE
+
+
+def _bulk_process(worker: WorkerProcess) -> psutil.Process:
+    assert worker.proc is not None
+    children = psutil.Process(worker.proc.pid).children()
+    bulk = [c for c in children if "--role" in c.cmdline() and "bulk" in c.cmdline()]
+    assert len(bulk) == 1, [c.cmdline() for c in children]
+    return bulk[0]
+
+
+def _gone(p: psutil.Process, timeout: float) -> bool:
+    try:
+        p.wait(timeout)
+    except psutil.TimeoutExpired:
+        return False
+    return True
+
+
+def test_bulk_process_is_restarted_and_dies_with_the_worker(worker: WorkerProcess) -> None:
+    worker.wait_healthy()
+    first = _bulk_process(worker)
+    first.kill()
+    assert _gone(first, 10)
+
+    def restarted() -> bool:
+        status, body = worker.get("/health")
+        return status == 200 and json.loads(body)["dependencies"]["bulk_process"]["pid"] not in (
+            None,
+            first.pid,
+        )
+
+    deadline = time.monotonic() + 60
+    while not restarted():
+        assert time.monotonic() < deadline, worker.log()
+        time.sleep(0.3)
+    assert worker.metric("eriop_bulk_process_restarts_total") == 1
+    second = _bulk_process(worker)
+    assert worker.proc is not None
+    worker.proc.kill()  # SIGKILL: no chance to stop its child
+    worker.proc.wait()
+    assert _gone(second, 10), "the bulk process outlived a killed worker"
 
 
 def test_unreachable_dependency_gives_a_clear_message(
