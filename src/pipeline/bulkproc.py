@@ -1,7 +1,8 @@
 """The telemetry and GPS path in a process of its own.
 
-``eriop worker`` runs the alert path itself and the volume path in a child
-process at a lower CPU priority. Decoding a telemetry flood is CPU work; in one
+``eriop worker`` runs the alert path itself and the volume path in child
+processes at a lower CPU priority (one per CPU by default, sharing the volume
+topics' partitions in one consumer group). Decoding a telemetry flood is CPU work; in one
 event loop it would delay every await of an alert's transaction behind it,
 and on a busy machine the scheduler now lets the alert path go first. The
 child is the same program (``eriop worker --role bulk``): it has its own
@@ -43,8 +44,9 @@ _STABLE_S = 60.0
 class BulkChild:
     """The worker's handle on its bulk process: start, supervise, ask, stop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, index: int = 0) -> None:
         self._settings = settings
+        self.index = index
         self._proc: asyncio.subprocess.Process | None = None
         self._port = 0
         self._task: asyncio.Task[None] | None = None
@@ -66,7 +68,7 @@ class BulkChild:
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pipeline.cli", "worker", "--role", "bulk", env=env
         )
-        log.info("bulk process %d started", self._proc.pid)
+        log.info("bulk process %d started (pid %d)", self.index, self._proc.pid)
 
     async def _supervise(self) -> None:
         delay = 1.0
@@ -79,7 +81,9 @@ class BulkChild:
             if time.monotonic() - began > _STABLE_S:
                 delay = 1.0
             metrics.BULK_RESTARTS.inc()
-            log.error("bulk process exited with %s; restarting it in %.0fs", code, delay)
+            log.error(
+                "bulk process %d exited with %s; restarting it in %.0fs", self.index, code, delay
+            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RESTART_MAX_S)
             if self._stopping:
@@ -131,7 +135,9 @@ class BulkChild:
             try:
                 await asyncio.wait_for(self._proc.wait(), timeout)
             except TimeoutError:
-                log.warning("bulk process did not stop within %.0fs; killing it", timeout)
+                log.warning(
+                    "bulk process %d did not stop in %.0fs; killing it", self.index, timeout
+                )
                 self._proc.kill()
                 await self._proc.wait()
         if self._session is not None:

@@ -147,7 +147,7 @@ class AlertIngestor:
             except RecordRejected as rej:
                 record, _ = items.pop(rej.index)
                 dead.append((record, dead_letter_for(record, rej.error, now)))
-        self._relay.notify()
+        self._relay.hand(result.outbox)
         await self._after_commit(items, result.outcomes, result.redis_sets, now)
 
     def _enrich(self, intent: Intent) -> Intent:

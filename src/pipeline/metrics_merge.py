@@ -1,10 +1,13 @@
-"""One ``/metrics`` page for the worker and its bulk process.
+"""One ``/metrics`` page for the worker and its bulk processes.
 
-Both processes declare the same metric families (:mod:`pipeline.metrics`), and
+Every process declares the same metric families (:mod:`pipeline.metrics`), and
 Prometheus rejects a page that declares a family twice, so the pages are
-parsed and merged family by family. A sample both pages carry with the same
-labels (the process-wide gauges: up, build info, dependency health) is taken
-from the first page, the worker's own.
+parsed and merged family by family:
+
+- counters, histograms and summaries are summed over the processes (the
+  worker's records consumed are every process's records consumed);
+- a gauge is the worker's own value where it has one (up, build info,
+  dependency health), else the highest any process reports (lag, paused).
 """
 
 from __future__ import annotations
@@ -15,6 +18,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+_SUMMED_TYPES = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
+
+Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class _Families(Collector):
@@ -25,20 +33,37 @@ class _Families(Collector):
         return iter(self._families)
 
 
+def _combine(kind: str, name: str, old: float, new: float, own: bool) -> float:
+    if kind in _SUMMED_TYPES:
+        # a series' creation time is its earliest one; every other sample adds up
+        return min(old, new) if name.endswith("_created") else old + new
+    return old if own else max(old, new)
+
+
 def merge_exposition(pages: Sequence[str]) -> bytes:
-    """The text exposition of all ``pages`` as one page."""
+    """The text exposition of all ``pages`` as one page; ``pages[0]`` is the worker's own."""
     families: dict[str, Metric] = {}
-    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-    for page in pages:
+    values: dict[str, dict[Key, Sample]] = {}
+    owned: set[Key] = set()
+    for index, page in enumerate(pages):
         for fam in text_string_to_metric_families(page):
-            into = families.get(fam.name)
-            if into is None:
-                into = families[fam.name] = Metric(fam.name, fam.documentation, fam.type)
-            for sample in fam.samples:
-                key = (sample.name, tuple(sorted(sample.labels.items())))
-                if key not in seen:
-                    seen.add(key)
-                    into.samples.append(sample)
+            if fam.name not in families:
+                families[fam.name] = Metric(fam.name, fam.documentation, fam.type)
+                values[fam.name] = {}
+            into = values[fam.name]
+            for s in fam.samples:
+                key = (s.name, tuple(sorted(s.labels.items())))
+                prev = into.get(key)
+                if prev is None:
+                    into[key] = s
+                else:
+                    own = key in owned
+                    value = _combine(fam.type, s.name, prev.value, s.value, own)
+                    into[key] = prev._replace(value=value)
+                if index == 0:
+                    owned.add(key)
+    for name, fam in families.items():
+        fam.samples = list(values[name].values())
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families.values()))
     return generate_latest(registry)

@@ -112,9 +112,10 @@ class Runtime:
             clock=clock,
         )
         self.bulk_consumer: BatchConsumer | None = None
-        self.bulk_child: BulkChild | None = None
+        self.bulk_children: list[BulkChild] = []
         if role == "alerts":
-            self.bulk_child = BulkChild(s)
+            count = s.bulk.process_count(s.kafka.partitions)
+            self.bulk_children = [BulkChild(s, i) for i in range(count)]
         else:
             self.bulk_consumer = BatchConsumer(
                 make_consumer(s, s.kafka.bulk_group),
@@ -170,8 +171,8 @@ class Runtime:
         if self.bulk_consumer is not None:
             self._tasks.append(asyncio.create_task(self.live.run(), name="live-state"))
             await self.bulk_consumer.start()
-        if self.bulk_child is not None:
-            await self.bulk_child.start()
+        for child in self.bulk_children:
+            await child.start()
         if self.role != "bulk":
             await self.retention.start()
         self.started = True
@@ -196,8 +197,7 @@ class Runtime:
         budget = max(timeout - 2, 1)
         if self.bulk_consumer is not None:
             await self.bulk_consumer.stop(budget / 2)
-        if self.bulk_child is not None:
-            await self.bulk_child.stop(budget / 2)
+        await asyncio.gather(*(c.stop(budget / 2) for c in self.bulk_children))
         await self.relay.stop()
         await self.live.stop()
         for t in self._tasks:
@@ -221,9 +221,11 @@ class Runtime:
             metrics.DEPENDENCY_UP.labels(name).set(1 if rep["ok"] else 0)
         deps = {"postgres": db, "redis": redis, "kafka": kafka}
         ok = db["ok"] and kafka["ok"] and self.started
-        if self.bulk_child is not None:
-            deps["bulk_process"] = await self.bulk_child.health()
-            ok = ok and deps["bulk_process"]["ok"]
+        if self.bulk_children:
+            reports = await asyncio.gather(*(c.health() for c in self.bulk_children))
+            bulk_ok = all(r["ok"] for r in reports)
+            deps["bulk_processes"] = {"ok": bulk_ok, "processes": list(reports)}
+            ok = ok and bulk_ok
         return {
             "status": "ok" if ok and redis["ok"] else ("degraded" if ok else "unhealthy"),
             "ok": ok,
@@ -231,10 +233,12 @@ class Runtime:
         }
 
     async def metrics_page(self) -> bytes:
-        """This process's metrics, merged with those of the bulk process if any."""
+        """This process's metrics, merged with those of its bulk processes."""
         own = generate_latest(metrics.REGISTRY)
-        extra = await self.bulk_child.metrics_page() if self.bulk_child is not None else ""
-        return merge_exposition([own.decode(), extra]) if extra else own
+        if not self.bulk_children:
+            return own
+        pages = await asyncio.gather(*(c.metrics_page() for c in self.bulk_children))
+        return merge_exposition([own.decode(), *pages])
 
     async def _kafka_health(self) -> dict[str, Any]:
         try:

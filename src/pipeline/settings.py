@@ -7,6 +7,7 @@ Pieces are handed down: a decoder gets ``settings.alarm``, not the whole object.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -115,12 +116,18 @@ class BulkSettings(_Frozen):
     #: run the telemetry and GPS path in a child process of the worker, so that
     #: decoding a flood never holds up the alert path's event loop
     process: bool = True
+    #: how many such processes share the volume topics' partitions (one consumer
+    #: group); 0: one per CPU, at most one per partition
+    processes: int = Field(default=0, ge=0)
     #: how much lower the child's CPU priority is (0-19); alerts go first
     nice: int = Field(default=5, ge=0, le=19)
     #: set by the worker for its child: the loopback port of the child's
     #: metrics and health, and the worker's pid
     port: int = 0
     parent_pid: int = 0
+
+    def process_count(self, partitions: int) -> int:
+        return self.processes or max(1, min(os.cpu_count() or 1, partitions))
 
 
 class Settings(BaseSettings):

@@ -4,6 +4,7 @@ and a clear message when a dependency is unreachable."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,11 +39,15 @@ def worker(
 def test_worker_serves_health_and_metrics_and_stops_on_sigterm(worker: WorkerProcess) -> None:
     health = worker.wait_healthy()
     assert health["status"] == "ok"
-    assert set(health["dependencies"]) == {"postgres", "redis", "kafka", "bulk_process"}
+    assert set(health["dependencies"]) == {"postgres", "redis", "kafka", "bulk_processes"}
     assert all(d["ok"] for d in health["dependencies"].values())
-    bulk = _bulk_process(worker)
-    assert health["dependencies"]["bulk_process"]["pid"] == bulk.pid
-    assert bulk.nice() > psutil.Process(worker.proc.pid).nice()  # alerts go first
+    bulk = _bulk_processes(worker)
+    # one per CPU by default, at most one per partition (4)
+    assert len(bulk) == min(os.cpu_count() or 1, 4)
+    reported = health["dependencies"]["bulk_processes"]["processes"]
+    assert sorted(p["pid"] for p in reported) == sorted(p.pid for p in bulk)
+    assert worker.proc is not None
+    assert all(p.nice() > psutil.Process(worker.proc.pid).nice() for p in bulk)  # alerts first
     status, body = worker.get("/metrics")
     text = body.decode()
     assert status == 200
@@ -55,15 +60,15 @@ def test_worker_serves_health_and_metrics_and_stops_on_sigterm(worker: WorkerPro
     code, took = worker.stop()
     assert code == 0, worker.log()
     assert took < 25, f"shutdown took {took:.1f}s"
-    assert not bulk.is_running() or bulk.status() == psutil.STATUS_ZOMBIE
+    assert all(_gone(p, 5) for p in bulk)
 
 
-def _bulk_process(worker: WorkerProcess) -> psutil.Process:
+def _bulk_processes(worker: WorkerProcess) -> list[psutil.Process]:
     assert worker.proc is not None
     children = psutil.Process(worker.proc.pid).children()
-    bulk = [c for c in children if "--role" in c.cmdline() and "bulk" in c.cmdline()]
-    assert len(bulk) == 1, [c.cmdline() for c in children]
-    return bulk[0]
+    bulk = [c for c in children if c.cmdline()[-2:] == ["--role", "bulk"]]
+    assert bulk, [c.cmdline() for c in children]
+    return bulk
 
 
 def _gone(p: psutil.Process, timeout: float) -> bool:
@@ -76,27 +81,30 @@ def _gone(p: psutil.Process, timeout: float) -> bool:
 
 def test_bulk_process_is_restarted_and_dies_with_the_worker(worker: WorkerProcess) -> None:
     worker.wait_healthy()
-    first = _bulk_process(worker)
+    before = _bulk_processes(worker)
+    first = before[0]
     first.kill()
     assert _gone(first, 10)
 
     def restarted() -> bool:
         status, body = worker.get("/health")
-        return status == 200 and json.loads(body)["dependencies"]["bulk_process"]["pid"] not in (
-            None,
-            first.pid,
-        )
+        if status != 200:
+            return False
+        pids = {
+            p.get("pid") for p in json.loads(body)["dependencies"]["bulk_processes"]["processes"]
+        }
+        return first.pid not in pids and len(pids) == len(before)
 
     deadline = time.monotonic() + 60
     while not restarted():
         assert time.monotonic() < deadline, worker.log()
         time.sleep(0.3)
     assert worker.metric("eriop_bulk_process_restarts_total") == 1
-    second = _bulk_process(worker)
+    after = _bulk_processes(worker)
     assert worker.proc is not None
-    worker.proc.kill()  # SIGKILL: no chance to stop its child
+    worker.proc.kill()  # SIGKILL: no chance to stop its children
     worker.proc.wait()
-    assert _gone(second, 10), "the bulk process outlived a killed worker"
+    assert all(_gone(p, 10) for p in after), "a bulk process outlived a killed worker"
 
 
 def test_unreachable_dependency_gives_a_clear_message(

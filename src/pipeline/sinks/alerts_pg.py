@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import asyncpg
+import orjson
 
 from pipeline import metrics
 from pipeline.db import Database, translate
 from pipeline.decode import iso_utc
 from pipeline.errors import WriteRejected
 from pipeline.sinks.offsets import load_offsets
+from pipeline.sinks.outbox import OutboxEntry
 from pipeline.sinks.partitions import PartitionCache
 from schemas.canonical import CanonicalAlert, TelemetryRow
 from schemas.intents import (
@@ -75,7 +77,7 @@ VALUES ($1, $2, $3, $4)
 ON CONFLICT (group_id, topic, partition) DO UPDATE
 SET next_offset = GREATEST(ingest_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()"""
 
-_OUTBOX = "INSERT INTO alert_outbox (alert_id, payload) VALUES ($1, $2)"
+_OUTBOX = "INSERT INTO alert_outbox (alert_id, payload) VALUES ($1, $2) RETURNING id"
 
 
 def alert_message(alert: CanonicalAlert, alert_id: object, status: str) -> dict[str, Any]:
@@ -105,6 +107,12 @@ class BatchResult:
     redis_sets: list[SetRedis] = field(default_factory=list)
     created: int = 0
     discards: list[tuple[int, str]] = field(default_factory=list)
+    #: the outbox rows this batch committed, for the relay's fast path
+    outbox: list[OutboxEntry] = field(default_factory=list)
+
+
+#: what the driver or the server raises for a record that will never be stored
+_REFUSED = (asyncpg.PostgresError, UnicodeEncodeError, orjson.JSONEncodeError)
 
 
 class RecordRejected(Exception):
@@ -135,11 +143,16 @@ class AlertStore:
         result = BatchResult()
         try:
             async with self._db.connection() as conn, conn.transaction():
+                # no savepoint per record: a refused record aborts the transaction
+                # anyway, and the index says which one to dead-letter before the retry
                 for index, (_record, intents) in enumerate(items):
                     try:
-                        async with conn.transaction():
-                            outcome = await self._apply_all(conn, intents, dismissed_keys, result)
-                    except asyncpg.PostgresError as exc:
+                        outcome = await self._apply_all(conn, intents, dismissed_keys, result)
+                    except (
+                        asyncpg.PostgresError,
+                        UnicodeEncodeError,
+                        orjson.JSONEncodeError,
+                    ) as exc:
                         err = translate(exc)
                         if isinstance(err, WriteRejected):
                             raise RecordRejected(index, err) from exc
@@ -177,7 +190,7 @@ class AlertStore:
         result: BatchResult,
     ) -> Outcome:
         if isinstance(intent, StoreAlert):
-            return await self._store_alert(conn, intent, dismissed)
+            return await self._store_alert(conn, intent, dismissed, result)
         if isinstance(intent, PatchAlert):
             return await self._patch(conn, intent, dismissed, result)
         if isinstance(intent, StoreTelemetry):
@@ -194,7 +207,11 @@ class AlertStore:
         raise TypeError(f"unknown intent {intent!r}")
 
     async def _store_alert(
-        self, conn: asyncpg.Connection, intent: StoreAlert, dismissed: frozenset[str]
+        self,
+        conn: asyncpg.Connection,
+        intent: StoreAlert,
+        dismissed: frozenset[str],
+        result: BatchResult,
     ) -> Outcome:
         a = intent.alert
         status = "dismissed" if intent.dismiss_if_key in dismissed else a.status
@@ -218,7 +235,8 @@ class AlertStore:
             metrics.ROWS_DUPLICATE.labels("alerts").inc()
             return "duplicate"
         metrics.ROWS_WRITTEN.labels("alerts").inc()
-        await conn.execute(_OUTBOX, row["id"], alert_message(a, row["id"], status))
+        message = alert_message(a, row["id"], status)
+        result.outbox.append(OutboxEntry(await conn.fetchval(_OUTBOX, row["id"], message), message))
         return "stored"
 
     async def _patch(
@@ -256,7 +274,7 @@ class AlertStore:
             "status": row["status"],
             "patch": p.metadata_patch,
         }
-        await conn.execute(_OUTBOX, row["id"], update)
+        result.outbox.append(OutboxEntry(await conn.fetchval(_OUTBOX, row["id"], update), update))
         return "stored"
 
     async def _store_activity(self, conn: asyncpg.Connection, rows: Sequence[TelemetryRow]) -> None:
