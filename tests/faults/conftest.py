@@ -16,7 +16,7 @@ import random
 import subprocess
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -505,6 +505,39 @@ async def eventually(
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+async def all_stored(dsn: str, env: Mapping[str, str], ledger: Ledger) -> bool:
+    """Every produced alert and point stored, the outbox empty, every partition drained."""
+    c = await counts(dsn)
+    points = sum(s.expect.rows for s in ledger.of("points"))
+    return (
+        c["alerts"] >= len(ledger.idents("alert"))
+        and c["points"] >= points
+        and c["outbox"] == 0
+        and not await drained(dsn, env, ledger)
+    )
+
+
+async def assert_exactly_once(
+    dsn: str, redis_url: str, env: Mapping[str, str], ledger: Ledger
+) -> int:
+    """Every produced alert and telemetry point stored exactly once, no position
+    ahead of its rows, every stored alert on the Redis stream; returns how many
+    stream entries are repeats (allowed after a crash or rebalance)."""
+    alerts = ledger.idents("alert")
+    snap = await snapshot(dsn)
+    assert not uncovered(ledger, snap, env)
+    assert snap.alerts == alerts, (
+        f"missing {len(alerts - snap.alerts)}, unexpected {len(snap.alerts - alerts)}"
+    )
+    assert snap.point_times == ledger.idents("points")
+    assert (await counts(dsn))["points"] == sum(s.expect.rows for s in ledger.of("points"))
+    assert await duplicate_keys(dsn) == {"alerts": 0, "telemetry": 0, "location_history": 0}
+    on_stream = await stream_alerts(redis_url)
+    missing = alerts - set(on_stream)
+    assert not missing, f"{len(missing)} stored alerts not on the stream"
+    return sum(n - 1 for n in Counter(on_stream).values() if n > 1)
 
 
 # --- metrics ---------------------------------------------------------------------

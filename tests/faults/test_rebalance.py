@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -32,14 +31,12 @@ from tests.faults.conftest import (
     Sizes,
     Workers,
     Workload,
-    counts,
+    all_stored,
+    assert_exactly_once,
     dead_letters,
-    drained,
-    duplicate_keys,
     eventually,
     produce,
     snapshot,
-    stream_alerts,
     timeout_for,
     uncovered,
 )
@@ -112,20 +109,11 @@ async def test_workers_joining_and_leaving_mid_run_lose_and_duplicate_nothing(
     await producing
     note("traffic ended")
 
-    alerts = ledger.idents("alert")
-    point_messages = ledger.of("points")
-    expected_points = sum(s.expect.rows for s in point_messages)
-
-    async def complete() -> bool:
-        c = await counts(fresh_db)
-        return (
-            c["alerts"] >= len(alerts)
-            and c["points"] >= expected_points
-            and c["outbox"] == 0
-            and not await drained(fresh_db, env, ledger)
-        )
-
-    await eventually(complete, timeout=timeout_for(90), what="the first worker draining")
+    await eventually(
+        lambda: all_stored(fresh_db, env, ledger),
+        timeout=timeout_for(90),
+        what="the first worker draining",
+    )
     note("drained")
     print("\n".join(timeline))
 
@@ -134,21 +122,8 @@ async def test_workers_joining_and_leaving_mid_run_lose_and_duplicate_nothing(
         assert on_alerts > 0, f"{name} consumed no alert records"
         assert on_bulk > 0, f"{name} consumed no telemetry records"
 
-    snap = await snapshot(fresh_db)
-    assert not uncovered(ledger, snap, env)
-    assert snap.alerts == alerts, (
-        f"missing {len(alerts - snap.alerts)}, unexpected {len(snap.alerts - alerts)}"
-    )
-    assert snap.point_times == ledger.idents("points")
-    assert (await counts(fresh_db))["points"] == expected_points
-    assert await duplicate_keys(fresh_db) == {"alerts": 0, "telemetry": 0, "location_history": 0}
+    repeats = await assert_exactly_once(fresh_db, redis_url, env, ledger)
     assert await dead_letters(broker.bootstrap) == []
-
-    on_stream = await stream_alerts(redis_url)
-    assert not alerts - set(on_stream), (
-        f"{len(alerts - set(on_stream))} stored alerts not on the stream"
-    )
-    repeats = sum(n - 1 for n in Counter(on_stream).values() if n > 1)
 
     acc = await workers.balanced(first)
     mine = _consumed(acc)

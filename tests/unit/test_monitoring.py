@@ -37,6 +37,7 @@ EXPECTED_ALERTS = {
     "EriopDatabaseWriteFailures": None,
     "EriopRedisUnreachable": None,
     "EriopOutboxBacklog": None,
+    "EriopBulkProcessRestarting": "ticket",
 }
 SEVERITIES = {"page", "ticket"}
 
@@ -260,6 +261,7 @@ def test_alert_expressions_use_the_intended_metrics() -> None:
         "EriopDatabaseWriteFailures": {"eriop_db_errors_total"},
         "EriopRedisUnreachable": {"eriop_dependency_up"},
         "EriopOutboxBacklog": {"eriop_outbox_pending"},
+        "EriopBulkProcessRestarting": {"eriop_bulk_process_restarts_total"},
     }
     for name, metrics in expected.items():
         assert metric_names(alerts[name]["expr"]) == metrics, name
