@@ -2,7 +2,8 @@
 
 Everything that owns a connection is created here, started in dependency
 order, and closed in reverse with a bounded budget. The Faust app (agents/)
-only feeds records into :attr:`Runtime.alerts`; the bulk consumer is owned here.
+only feeds records into :attr:`Runtime.alerts`; the bulk consumer is owned here,
+or, in the worker, the child processes that run it (:mod:`pipeline.bulkproc`).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ async def wait_for(
 
 
 #: ``all``: both paths in this process; ``alerts``: the alert path, with the
-#: volume path in a supervised child process; ``bulk``: that child
+#: volume path in supervised child processes; ``bulk``: one of those children
 Role = Literal["all", "alerts", "bulk"]
 
 
