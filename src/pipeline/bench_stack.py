@@ -32,6 +32,7 @@ import redis
 
 from pipeline import devstack
 from pipeline.errors import ConfigError
+from pipeline.metrics_merge import metric_sum
 from pipeline.migrate import create_database, migrate
 
 
@@ -224,15 +225,8 @@ class Worker:
         raise ConfigError(f"worker {self.name} not healthy after {timeout:.0f}s: {self.log_path}")
 
     def metric(self, name: str, **labels: str) -> float:
-        from prometheus_client.parser import text_string_to_metric_families
-
         _, body = self._get("/metrics")
-        total = 0.0
-        for fam in text_string_to_metric_families(body.decode()):
-            for s in fam.samples:
-                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                    total += s.value
-        return total
+        return metric_sum(body.decode(), name, **labels)
 
     def stop(self, timeout: float = 40.0) -> int:
         """SIGTERM and wait (the worker flushes what it holds); the exit code."""

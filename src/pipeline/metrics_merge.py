@@ -1,4 +1,4 @@
-"""One ``/metrics`` page for the worker and its bulk processes.
+"""One ``/metrics`` page for the worker and its bulk processes, and reading one.
 
 Every process declares the same metric families (:mod:`pipeline.metrics`), and
 Prometheus rejects a page that declares a family twice, so the pages are
@@ -67,3 +67,13 @@ def merge_exposition(pages: Sequence[str]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families.values()))
     return generate_latest(registry)
+
+
+def metric_sum(page: str, name: str, **labels: str) -> float:
+    """The sum of the samples ``name`` on an exposition page whose labels include ``labels``."""
+    total = 0.0
+    for fam in text_string_to_metric_families(page):
+        for s in fam.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.devstack import free_port
+from pipeline.metrics_merge import metric_sum
 
 
 class WorkerProcess:
@@ -57,15 +58,8 @@ class WorkerProcess:
         raise AssertionError(f"worker not healthy after {timeout}s:\n{self.log()}")
 
     def metric(self, name: str, **labels: str) -> float:
-        from prometheus_client.parser import text_string_to_metric_families
-
         _, body = self.get("/metrics")
-        total = 0.0
-        for fam in text_string_to_metric_families(body.decode()):
-            for s in fam.samples:
-                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                    total += s.value
-        return total
+        return metric_sum(body.decode(), name, **labels)
 
     def stop(self, timeout: float = 60) -> tuple[int, float]:
         """SIGTERM; returns the exit code and how long the shutdown took."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.metrics_merge import merge_exposition
+from pipeline.metrics_merge import merge_exposition, metric_sum
 
 
 def _page(consumed: dict[str, int], up: float, lag: float | None, latencies: list[float]) -> str:
@@ -57,3 +57,10 @@ def test_each_family_is_declared_once() -> None:
     for family in ("eriop_records_consumed_total", "eriop_worker_up", "eriop_db_write_seconds"):
         assert merged.count(f"# TYPE {family} ") == 1, family
     assert _samples(merged)[("eriop_records_consumed_total", (("topic", "alerts.json"),))] == 3
+
+
+def test_metric_sum_adds_the_samples_that_match_the_labels() -> None:
+    page = _page({"alerts.json": 2, "gps.raw": 3}, up=1, lag=None, latencies=[])
+    assert metric_sum(page, "eriop_records_consumed_total") == 5
+    assert metric_sum(page, "eriop_records_consumed_total", topic="gps.raw") == 3
+    assert metric_sum(page, "eriop_records_consumed_total", topic="telemetry.raw") == 0
