@@ -44,8 +44,7 @@ _STABLE_S = 60.0
 class BulkChild:
     """The worker's handle on its bulk process: start, supervise, ask, stop."""
 
-    def __init__(self, settings: Settings, index: int = 0) -> None:
-        self._settings = settings
+    def __init__(self, index: int = 0) -> None:
         self.index = index
         self._proc: asyncio.subprocess.Process | None = None
         self._port = 0

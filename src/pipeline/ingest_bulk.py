@@ -152,7 +152,7 @@ class BulkIngestor:
         result = await self._store.write_telemetry(rows, next_offsets(records), last_seen)
         self._account(_outcomes(groups, result, lambda r: (r[1], r[3], r[0])), skipped, now)
         for device_id, (device_type, t) in last_seen.items():
-            self._live.device_seen(str(device_id), iso_utc(t), device_type)
+            self._live.device_seen(str(device_id), t, device_type)
 
     async def _gps(self, records: list[RawRecord], done: set[tuple[str, int, int]]) -> None:
         now = self._clock()

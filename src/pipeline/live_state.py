@@ -15,9 +15,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pipeline import metrics
+from pipeline.decode import iso_utc
 from pipeline.errors import TransientError
 from pipeline.sinks.redis_live import CH_GEOFENCE, CH_LOCATIONS, RedisLive
 
@@ -29,7 +31,7 @@ class LiveState:
         self._live = live
         self._interval = interval_s
         self._positions: dict[str, dict[str, Any]] = {}
-        self._devices: dict[str, tuple[str, str]] = {}
+        self._devices: dict[str, tuple[datetime, str]] = {}
         self._to_publish: dict[str, dict[str, Any]] = {}
         self._last_published: dict[str, float] = {}
         self._geofence_events: list[dict[str, Any]] = []
@@ -39,7 +41,9 @@ class LiveState:
         self._positions[resource_id] = dict(state)
         self._to_publish[resource_id] = dict(state)
 
-    def device_seen(self, device_id: str, last_seen: str, device_type: str) -> None:
+    def device_seen(self, device_id: str, last_seen: datetime, device_type: str) -> None:
+        # compared as times: the text form has no fraction on whole seconds, so
+        # "…:48Z" would sort after "…:48.500000Z"
         prev = self._devices.get(device_id)
         if prev is None or prev[0] < last_seen:
             self._devices[device_id] = (last_seen, device_type)
@@ -72,7 +76,9 @@ class LiveState:
                     k: v for k, v in self._positions.items() if v is not positions.get(k)
                 }
             if devices:
-                await self._live.touch_devices(devices)
+                await self._live.touch_devices(
+                    {k: (iso_utc(t), device_type) for k, (t, device_type) in devices.items()}
+                )
                 self._devices = {k: v for k, v in self._devices.items() if devices.get(k) != v}
             if events:
                 await self._live.publish(CH_GEOFENCE, events)

@@ -116,7 +116,7 @@ class Runtime:
         self.bulk_children: list[BulkChild] = []
         if role == "alerts":
             count = s.bulk.process_count(s.kafka.partitions)
-            self.bulk_children = [BulkChild(s, i) for i in range(count)]
+            self.bulk_children = [BulkChild(i) for i in range(count)]
         else:
             self.bulk_consumer = BatchConsumer(
                 make_consumer(s, s.kafka.bulk_group),
