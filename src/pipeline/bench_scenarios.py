@@ -119,16 +119,20 @@ def _throughput(progress: Progress, per_record: int, rows: int, copy_s: float) -
     }
 
 
+async def _telemetry_backlog(env: Env, b: Broker, plan: Plan) -> dict[tuple[str, int], int]:
+    """The plan's telemetry, produced in full; the end offset of every partition."""
+    start = datetime.now(UTC) - timedelta(milliseconds=plan.telemetry_messages + 600_000)
+    msgs = load.telemetry(
+        plan.telemetry_messages, plan.points, start=start, partitions=env.partitions
+    )
+    return await load.produce(b.bootstrap, msgs)
+
+
 async def telemetry_flow(env: Env, plan: Plan) -> Result:
     dsn, ceiling = await env.dbs.clone(), await env.dbs.clone()
     with broker(env.log_dir) as b:
         await env.stack(b)
-        start = datetime.now(UTC) - timedelta(milliseconds=plan.telemetry_messages + 600_000)
-        msgs = load.telemetry(
-            plan.telemetry_messages, plan.points, start=start, partitions=env.partitions
-        )
-        ends = await load.produce(b.bootstrap, msgs)
-        del msgs
+        ends = await _telemetry_backlog(env, b, plan)
         env.say(f"telemetry: {plan.telemetry_messages} messages produced; draining")
         progress, ws, _ = await _drain(env, b, dsn, ends, 1, plan.timeout_s)
         rss = ws[0].rss.peak if ws[0].rss else 0
@@ -175,12 +179,7 @@ async def scaling_flow(env: Env, plan: Plan) -> Result:
     dsn = await env.dbs.clone()
     with broker(env.log_dir) as b:
         await env.stack(b)
-        start = datetime.now(UTC) - timedelta(milliseconds=plan.telemetry_messages + 600_000)
-        msgs = load.telemetry(
-            plan.telemetry_messages, plan.points, start=start, partitions=env.partitions
-        )
-        ends = await load.produce(b.bootstrap, msgs)
-        del msgs
+        ends = await _telemetry_backlog(env, b, plan)
         env.say("scaling: the same telemetry load, two workers in one group")
         progress, ws, shares = await _drain(env, b, dsn, ends, 2, plan.timeout_s)
         rss = [w.rss.peak if w.rss else 0 for w in ws]

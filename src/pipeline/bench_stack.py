@@ -11,15 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,9 +22,7 @@ import asyncpg
 import psutil
 import redis
 
-from pipeline import devstack
-from pipeline.errors import ConfigError
-from pipeline.metrics_merge import metric_sum
+from pipeline import devstack, workerproc
 from pipeline.migrate import create_database, migrate
 
 
@@ -164,81 +154,31 @@ class RssSampler:
 
 
 def worker_env(bootstrap: str, dsn: str, redis_url: str, group: str) -> dict[str, str]:
-    return {
-        "ERIOP_KAFKA_BOOTSTRAP": bootstrap,
-        "ERIOP_DATABASE_URL": dsn,
-        "ERIOP_REDIS_URL": redis_url,
-        "ERIOP_EMBEDDED_BROKER": "true",
-        "ERIOP_KAFKA__IDEMPOTENCE": "false",
-        "ERIOP_KAFKA__ALERTS_GROUP": f"{group}-alerts",
-        "ERIOP_KAFKA__BULK_GROUP": f"{group}-bulk",
-    }
+    return workerproc.worker_env(
+        bootstrap, dsn, redis_url,
+        ERIOP_KAFKA__ALERTS_GROUP=f"{group}-alerts", ERIOP_KAFKA__BULK_GROUP=f"{group}-bulk",
+    )  # fmt: skip
 
 
-class Worker:
-    """One ``eriop worker`` process with its metrics port and memory sampler."""
+class Worker(workerproc.WorkerProcess):
+    """An ``eriop worker`` process whose memory (with its children's) is sampled."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path, name: str) -> None:
-        self.port = devstack.free_port()
-        self.name = name
-        self.bulk_group = env["ERIOP_KAFKA__BULK_GROUP"]
-        self._env = {**os.environ, **env, "ERIOP_METRICS_PORT": str(self.port)}
-        self.log_path = log_dir / f"{name}.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self.rss: RssSampler | None = None
+    rss: RssSampler | None = None
 
-    def start(self) -> Worker:
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "pipeline.cli", "worker"],
-                env=self._env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        self.rss = RssSampler(self._proc.pid).start()
+    def start(self, *extra: str) -> Worker:
+        super().start(*extra)
+        self.rss = RssSampler(self.pid).start()
         return self
 
-    @property
-    def pid(self) -> int:
-        assert self._proc is not None
-        return self._proc.pid
+    async def ready(self, timeout: float = 90.0) -> None:
+        await asyncio.to_thread(self.wait_healthy, timeout)
 
-    def _get(self, path: str) -> tuple[int, bytes]:
-        url = f"http://127.0.0.1:{self.port}{path}"
+    def stop(self, timeout: float = 40.0) -> tuple[int, float]:
+        """SIGTERM and wait (the worker flushes what it holds)."""
+        if self.proc is None:
+            return 0, 0.0
         try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                return int(r.status), r.read()
-        except urllib.error.HTTPError as e:
-            return int(e.code), e.read()
-
-    async def wait_healthy(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                raise ConfigError(f"worker {self.name} exited: see {self.log_path}")
-            try:
-                status, body = await asyncio.to_thread(self._get, "/health")
-                if status == 200 and json.loads(body).get("ok"):
-                    return
-            except OSError:
-                pass
-            await asyncio.sleep(0.2)
-        raise ConfigError(f"worker {self.name} not healthy after {timeout:.0f}s: {self.log_path}")
-
-    def metric(self, name: str, **labels: str) -> float:
-        _, body = self._get("/metrics")
-        return metric_sum(body.decode(), name, **labels)
-
-    def stop(self, timeout: float = 40.0) -> int:
-        """SIGTERM and wait (the worker flushes what it holds); the exit code."""
-        if self._proc is None:
-            return 0
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-        try:
-            code = self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            code = self._proc.wait()
-        if self.rss is not None:
-            self.rss.stop()
-        return int(code)
+            return super().stop(timeout)
+        finally:
+            if self.rss is not None:
+                self.rss.stop()

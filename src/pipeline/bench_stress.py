@@ -50,7 +50,7 @@ async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
         w = env.worker(b, dsn, group, f"{group}-alerts")
         flood: Flood | None = None
         try:
-            await w.wait_healthy()
+            await w.ready()
             tag = uuid.uuid4().hex[:8]
             warm = await alert_latency(
                 b.bootstrap, env.redis_url, f"w{tag}", rate=20, count=20, settle_s=60
@@ -129,7 +129,7 @@ async def overload_flow(env: Env, plan: Plan, tele_rate: float, gps_rate: float)
         group = new_group()
         w = env.worker(b, dsn, group, f"{group}-overload")
         try:
-            await w.wait_healthy()
+            await w.ready()
             bulk = f"{group}-bulk"
             await _first_commit(dsn, bulk, plan.timeout_s)
             before, t0 = await _group_committed(dsn, bulk), time.monotonic()
@@ -139,7 +139,7 @@ async def overload_flow(env: Env, plan: Plan, tele_rate: float, gps_rate: float)
             assert w.rss is not None
             peak = w.rss.peak
         finally:
-            code = w.stop()
+            code, _ = w.stop()
     taken = (after - before) / (t1 - t0)
     return {
         "backlog_telemetry_messages": n_tele,

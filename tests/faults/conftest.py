@@ -32,8 +32,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline.devstack import Broker, free_port, wait_port
 from pipeline.kafka import ALERT_TOPICS
 from pipeline.traffic import Fleet, dc09_frame
+from pipeline.workerproc import WorkerProcess, worker_env
 from tests.faults.proxy import TcpProxy
-from tests.integration.workerproc import WorkerProcess, worker_env
 
 # --- sizes -----------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from pipeline.errors import ERROR_CODES, MAX_REASON_CHARS
 from pipeline.kafka import INBOUND_TOPICS
 from pipeline.simulate import seed_demo
 from pipeline.traffic import Fleet, dc09_frame
+from pipeline.workerproc import WorkerProcess
 from tests.faults.conftest import (
     Expect,
     Ledger,
@@ -62,7 +63,6 @@ from tests.faults.poison import (
     PoisonFactory,
     codes_covered,
 )
-from tests.integration.workerproc import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(timeout_for(180))]
 

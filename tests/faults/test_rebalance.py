@@ -26,6 +26,7 @@ import pytest
 
 from pipeline.devstack import Broker
 from pipeline.kafka import ALERT_TOPICS, BULK_TOPICS
+from pipeline.workerproc import WorkerProcess
 from tests.faults.conftest import (
     Ledger,
     Sizes,
@@ -40,7 +41,6 @@ from tests.faults.conftest import (
     timeout_for,
     uncovered,
 )
-from tests.integration.workerproc import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(timeout_for(240))]
 

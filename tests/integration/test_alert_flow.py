@@ -16,8 +16,8 @@ import redis.asyncio as aioredis
 
 from pipeline.devstack import Broker
 from pipeline.traffic import Message, Traffic
+from pipeline.workerproc import WorkerProcess, worker_env
 from tests.integration.util import produce, wait_until
-from tests.integration.workerproc import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import pytest
 from pipeline.devstack import Broker
 from pipeline.simulate import seed_demo
 from pipeline.traffic import Fleet, Message, Traffic
+from pipeline.workerproc import WorkerProcess, worker_env
 from tests.integration.util import produce, wait_until
-from tests.integration.workerproc import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.integration
 

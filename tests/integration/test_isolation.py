@@ -14,9 +14,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from pipeline.devstack import Broker
+from pipeline.workerproc import WorkerProcess, worker_env
 from tests.integration.test_bulk_flow import telemetry_messages
 from tests.integration.util import produce, wait_until
-from tests.integration.workerproc import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.integration
 

@@ -1,9 +1,13 @@
 """A crash between the database commit and the publish loses no publish: the
-outbox entry committed with the alert is relayed by the next worker."""
+outbox entry committed with the alert is relayed by the next worker. A running
+relay publishes what it is handed at once, and what no process holds (a crashed
+worker's entries, entries past its in-memory bound) once they are stale."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from datetime import UTC, datetime
 
 import asyncpg
@@ -12,6 +16,8 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from pipeline.devstack import Broker
+from pipeline.ingest_common import next_offsets
+from pipeline.sinks.outbox import OutboxRelay
 from schemas.records import RawRecord
 from tests.integration.harness import FrozenClock, in_process_runtime, settings_for
 
@@ -70,3 +76,63 @@ async def test_committed_alerts_are_published_after_a_crash(
     records = await normalized(broker.bootstrap)
     assert sorted(str(r["external_id"]) for r in records) == ids
     assert all(r["event"] == "alert.created" and r["id"] for r in records)
+
+
+async def _stream_ids(red: aioredis.Redis) -> list[str]:
+    return [
+        json.loads(e[1][b"alert"])["external_id"] for e in await red.xrange("eriop:stream:alerts")
+    ]
+
+
+async def test_running_relay_publishes_handed_entries_at_once_and_the_rest_when_stale(
+    broker: Broker, fresh_db: str, redis_url: str
+) -> None:
+    settings = settings_for(broker.bootstrap, fresh_db, redis_url)
+    clock = FrozenClock()
+    clock.now = datetime.now(UTC)
+    async with in_process_runtime(settings, clock) as crashed:
+        await crashed.alerts.handle([alert_record(i) for i in range(3)])
+    conn = await asyncpg.connect(fresh_db)
+    try:  # a worker that crashed an hour ago and never came back
+        await conn.execute("UPDATE alert_outbox SET created_at = now() - interval '1 hour'")
+    finally:
+        await conn.close()
+
+    stale_s = 3.0
+    red = aioredis.from_url(redis_url)
+    async with in_process_runtime(settings, clock) as live:
+        relay = OutboxRelay(
+            live.db, live.redis, live.producer, poll_interval_s=0.2, stale_s=stale_s,
+            max_in_hand=2,
+        )  # fmt: skip
+        running = asyncio.create_task(relay.run())
+        records = [alert_record(i) for i in range(10, 14)]
+        items = [(r, await live.alerts.decode(r, clock.now)) for r in records]
+        result = await live.alert_store.write(items, next_offsets(records))
+        committed = time.monotonic()
+        relay.hand(result.outbox)  # two fit in memory, two wait in the table
+        arrived: dict[str, float] = {}
+        deadline = committed + 30
+        while len(arrived) < 7:
+            assert time.monotonic() < deadline, f"published so far: {sorted(arrived)}"
+            for ext in await _stream_ids(red):
+                arrived.setdefault(ext, time.monotonic())
+            await asyncio.sleep(0.05)
+        await relay.stop()
+        await running
+
+    ids = await _stream_ids(red)
+    await red.aclose()
+    assert sorted(ids) == sorted(f"outbox-{i}" for i in (0, 1, 2, 10, 11, 12, 13))  # each once
+    # past the in-memory bound an entry waits until it is stale, never less
+    assert min(arrived["outbox-12"], arrived["outbox-13"]) - committed >= stale_s - 0.1
+    assert max(ids.index("outbox-10"), ids.index("outbox-11")) < min(
+        ids.index("outbox-12"), ids.index("outbox-13")
+    )
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM alert_outbox") == 0
+    finally:
+        await conn.close()
+    records_out = await normalized(broker.bootstrap)
+    assert sorted(str(r["external_id"]) for r in records_out) == sorted(ids)

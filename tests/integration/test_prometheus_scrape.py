@@ -22,8 +22,8 @@ import pytest
 
 from pipeline.devstack import Broker, free_port
 from pipeline.traffic import Message, Traffic
+from pipeline.workerproc import WorkerProcess, worker_env
 from tests.integration.util import produce, wait_until
-from tests.integration.workerproc import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pipeline.devstack import Broker, free_port
 from pipeline.durability import durability_problems
 from pipeline.simulate import seed_demo
 from pipeline.traffic import Fleet, Traffic
+from pipeline.workerproc import WorkerProcess, worker_env
 from tests.integration.util import produce, wait_until
-from tests.integration.workerproc import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.integration
 

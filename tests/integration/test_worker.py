@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from pipeline.devstack import Broker, free_port
-from tests.integration.workerproc import WorkerProcess, worker_env
+from pipeline.workerproc import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.integration
 

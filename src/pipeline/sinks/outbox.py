@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -87,6 +87,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._finish_wake = asyncio.Event()
         self._stopping = False
+        self._next_poll = 0.0
 
     def hand(self, entries: Sequence[OutboxEntry]) -> None:
         """Called right after an alert transaction commits, with its outbox rows."""
@@ -100,35 +101,52 @@ class OutboxRelay:
         return [e.id for e in self._handed] + [e.id for e in self._finishing]
 
     async def run(self) -> None:
-        finisher = asyncio.create_task(self._finish_loop(), name="outbox-finisher")
-        backoff = 0.5
         loop = asyncio.get_running_loop()
-        next_poll = loop.time() + self._poll
+        self._next_poll = loop.time() + self._poll
+        finisher = asyncio.create_task(
+            self._serve(self._finish_wake, self._finish, lambda: None), name="outbox-finisher"
+        )
         try:
-            while not self._stopping:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(next_poll - loop.time(), 0))
-                self._wake.clear()
-                try:
-                    await self._publish_handed()
-                    if loop.time() >= next_poll:
-                        await self.drain(stale_only=True)
-                        next_poll = loop.time() + self._poll
-                    backoff = 0.5
-                    continue
-                except TransientError as exc:
-                    log.warning("outbox relay waiting for a dependency: %s", exc.reason)
-                except Exception:
-                    # the relay must outlive any single failure: entries stay in the
-                    # outbox and are retried, and the error is logged for operators
-                    log.exception("outbox relay failed; retrying")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-                self._wake.set()
+            await self._serve(
+                self._wake, self._cycle, lambda: max(self._next_poll - loop.time(), 0)
+            )
         finally:
             finisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await finisher
+
+    async def _serve(
+        self,
+        wake: asyncio.Event,
+        step: Callable[[], Awaitable[None]],
+        wait_s: Callable[[], float | None],
+    ) -> None:
+        """Run ``step`` whenever ``wake`` is set (or ``wait_s`` passes), retrying a
+        failed step with backoff: its entries stay in hand and in the table."""
+        backoff = 0.5
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), wait_s())
+            wake.clear()
+            try:
+                await step()
+                backoff = 0.5
+                continue
+            except TransientError as exc:
+                log.warning("outbox relay waiting for a dependency: %s", exc.reason)
+            except Exception:
+                # the relay must outlive any single failure; operators see it in the log
+                log.exception("outbox relay failed; retrying")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
+            wake.set()
+
+    async def _cycle(self) -> None:
+        await self._publish_handed()
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_poll:
+            await self.drain(stale_only=True)
+            self._next_poll = loop.time() + self._poll
 
     async def _publish_handed(self) -> None:
         while self._handed:
@@ -136,23 +154,6 @@ class OutboxRelay:
             await self._publish_redis(*_split(entries))
             del self._handed[: len(entries)]
             self._finishing.extend(entries)
-            self._finish_wake.set()
-
-    async def _finish_loop(self) -> None:
-        backoff = 0.5
-        while True:
-            await self._finish_wake.wait()
-            self._finish_wake.clear()
-            try:
-                await self._finish()
-                backoff = 0.5
-                continue
-            except TransientError as exc:
-                log.warning("outbox relay waiting for a dependency: %s", exc.reason)
-            except Exception:
-                log.exception("outbox relay failed to finish entries; retrying")
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
             self._finish_wake.set()
 
     async def _finish(self) -> None:

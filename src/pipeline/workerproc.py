@@ -1,4 +1,5 @@
-"""Runs the real ``eriop worker`` as a separate process for tests."""
+"""The real ``eriop worker`` as a separate process, for the benchmark and the tests:
+start, health, metrics, SIGTERM or SIGKILL, and its log."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from pipeline.devstack import free_port
 from pipeline.metrics_merge import metric_sum
 
 
+class WorkerFailed(RuntimeError):
+    """The worker exited, or did not become healthy in time; the message has its log."""
+
+
 class WorkerProcess:
     def __init__(self, env: dict[str, str], log_dir: Path, name: str = "worker") -> None:
         self.port = free_port()
@@ -32,34 +37,37 @@ class WorkerProcess:
         )  # fmt: skip
         return self
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
     def get(self, path: str) -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(self.url(path), timeout=5) as r:
-                return r.status, r.read()
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return int(r.status), r.read()
         except urllib.error.HTTPError as e:
-            return e.code, e.read()
+            return int(e.code), e.read()
 
     def wait_healthy(self, timeout: float = 90) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.log()}")
+                raise WorkerFailed(f"worker exited {self.proc.returncode}:\n{self.log()}")
             try:
                 status, body = self.get("/health")
                 if status == 200:
-                    return json.loads(body)
+                    report: dict[str, Any] = json.loads(body)
+                    return report
             except OSError:
                 pass
             time.sleep(0.3)
-        raise AssertionError(f"worker not healthy after {timeout}s:\n{self.log()}")
+        raise WorkerFailed(f"worker not healthy after {timeout}s:\n{self.log()}")
 
     def metric(self, name: str, **labels: str) -> float:
         _, body = self.get("/metrics")
         return metric_sum(body.decode(), name, **labels)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     def stop(self, timeout: float = 60) -> tuple[int, float]:
         """SIGTERM; returns the exit code and how long the shutdown took."""
@@ -72,7 +80,7 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             code = self.proc.wait()
-        return code, time.monotonic() - began
+        return int(code), time.monotonic() - began
 
     def kill(self) -> None:
         assert self.proc is not None
