@@ -34,6 +34,13 @@ class _BoundedWorker(faust.Worker):
         timer.daemon = True
         timer.start()
 
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        # Faust's start-up spinner lowers the root logger to DEBUG so it can spin
+        # on every record; every aiokafka debug line would then be built and
+        # dropped on each fetch, costing the alert path CPU all day.
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)
+
     def _on_sigterm(self) -> None:
         self._arm()
         super()._on_sigterm()

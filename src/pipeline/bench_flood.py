@@ -2,24 +2,70 @@
 
 The flood runs beside the alert latency measurement; in its own process it
 does not delay the benchmark's Redis subscriber, which would inflate the
-latencies it reports. It builds its messages first, says ``ready``, produces
-them at the requested rate, and prints what it achieved as one JSON line.
+latencies it reports. It builds its messages first, says ``ready``, and then
+produces "as fast as the pipeline can take it": it keeps the worker's backlog
+at ``MAX_LAG`` messages, reading how far the worker has committed from
+``ingest_offsets``. The pipeline therefore never runs dry, while the flood
+spends no CPU building a backlog the worker could never reach (an open-loop
+producer at the worker's solo rate starves the worker it is measuring of the
+very CPU it needs, and measures the producer). On SIGTERM, or when its
+messages run out, it prints what it sent as one JSON line.
 
-    python -m pipeline.bench_flood BOOTSTRAP RATE COUNT POINTS PARTITIONS PREFIX
+    python -m pipeline.bench_flood BOOTSTRAP DSN GROUP MAX_LAG COUNT POINTS PARTITIONS PREFIX
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
-from pipeline.bench_load import produce_paced, telemetry
+import asyncpg
+
+from pipeline.bench_load import TELEMETRY, Out, producer, telemetry
+
+_stopping = False
+
+
+def _stop(_signum: int, _frame: object) -> None:
+    global _stopping
+    _stopping = True
+
+
+_COMMITTED = """
+SELECT COALESCE(sum(next_offset), 0) FROM ingest_offsets WHERE group_id = $1 AND topic = $2"""
+
+
+async def follow(
+    bootstrap: str, dsn: str, group: str, messages: list[Out], max_lag: int, *, tick_s: float = 0.02
+) -> tuple[int, float]:
+    """Produce while the group's uncommitted backlog is under ``max_lag``; (sent, seconds)."""
+    conn = await asyncpg.connect(dsn)
+    p = producer(bootstrap, linger_ms=2)
+    await p.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        while sent < len(messages) and not _stopping:
+            committed = int(await conn.fetchval(_COMMITTED, group, TELEMETRY))
+            room = min(committed + max_lag - sent, len(messages) - sent)
+            for m in messages[sent : sent + max(room, 0)]:
+                await p.send(m.topic, m.value, key=m.key, partition=m.partition)
+            sent += max(room, 0)
+            await asyncio.sleep(tick_s)
+        await p.flush()
+    finally:
+        await p.stop()
+        await conn.close()
+    return sent, time.monotonic() - started
 
 
 def main(argv: list[str]) -> int:
-    bootstrap, rate, count, points, partitions, prefix = argv
+    bootstrap, dsn, group, max_lag, count, points, partitions, prefix = argv
+    signal.signal(signal.SIGTERM, _stop)
     n = int(count)
     msgs = telemetry(
         n,
@@ -30,7 +76,7 @@ def main(argv: list[str]) -> int:
         prefix=prefix,
     )
     print("ready", flush=True)
-    sent, seconds = asyncio.run(produce_paced(bootstrap, msgs, float(rate)))
+    sent, seconds = asyncio.run(follow(bootstrap, dsn, group, msgs, int(max_lag)))
     print(json.dumps({"sent": sent, "seconds": seconds}), flush=True)
     return 0
 
@@ -39,9 +85,20 @@ class Flood:
     """The parent's handle on a flood process."""
 
     def __init__(
-        self, bootstrap: str, rate: float, count: int, points: int, partitions: int, prefix: str
+        self,
+        bootstrap: str,
+        dsn: str,
+        group: str,
+        *,
+        max_lag: int,
+        count: int,
+        points: int,
+        partitions: int,
+        prefix: str,
     ) -> None:
-        self._args = [bootstrap, f"{rate:.1f}", str(count), str(points), str(partitions), prefix]
+        self._args = [
+            bootstrap, dsn, group, str(max_lag), str(count), str(points), str(partitions), prefix,
+        ]  # fmt: skip
         self._proc: asyncio.subprocess.Process | None = None
 
     async def _line(self, timeout: float) -> str:
@@ -60,9 +117,11 @@ class Flood:
         if line != "ready":
             raise RuntimeError(f"telemetry flood failed to start: {line!r}")
 
-    async def result(self, timeout: float = 300.0) -> dict[str, float]:
-        """Wait for the flood to finish; how many it sent and in how many seconds."""
+    async def finish(self, timeout: float = 60.0) -> dict[str, float]:
+        """Stop it; how many messages it sent and in how many seconds."""
         assert self._proc is not None
+        if self._proc.returncode is None:
+            self._proc.send_signal(signal.SIGTERM)
         data: dict[str, float] = json.loads(await self._line(timeout))
         await asyncio.wait_for(self._proc.wait(), 30)
         return data

@@ -13,12 +13,14 @@ import contextlib
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
 import orjson
+import psutil
 import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.bench_load import ALERTS, alert, producer, stamp_of
 from pipeline.db import _init_connection
@@ -36,6 +38,8 @@ class Progress:
     steady_records: int
     #: seconds from the watch's start (the load fully produced) to the last commit
     total_s: float
+    #: cores each part of the stack kept busy between the first and last commit
+    cpu: dict[str, float] | None = None
 
     @property
     def rate(self) -> float:
@@ -43,6 +47,57 @@ class Progress:
         if self.steady_s <= 0 or self.steady_records <= 0:
             return self.records / self.total_s if self.total_s > 0 else 0.0
         return self.steady_records / self.steady_s
+
+
+class CpuMeter:
+    """CPU time used by each part of the stack, for "what bounds this number":
+    the worker (with its bulk processes), the broker, PostgreSQL (every backend),
+    and everything else on the machine (the benchmark's own load generators
+    included)."""
+
+    PARTS = ("worker", "broker", "postgres", "other")
+
+    def __init__(self, worker_pids: Sequence[int], broker_pid: int | None) -> None:
+        self._workers = list(worker_pids)
+        self._broker = broker_pid
+
+    def _worker_tree(self) -> set[int]:
+        pids = set(self._workers)
+        for pid in self._workers:
+            with contextlib.suppress(psutil.Error):
+                pids.update(c.pid for c in psutil.Process(pid).children(recursive=True))
+        return pids
+
+    def read(self) -> tuple[float, dict[str, float]]:
+        """(monotonic time, CPU seconds so far by part) of the processes alive now."""
+        workers = self._worker_tree()
+        used = dict.fromkeys(self.PARTS, 0.0)
+        for proc in psutil.process_iter(["name", "cpu_times"]):
+            times = proc.info["cpu_times"]
+            if times is None:
+                continue
+            if proc.pid in workers:
+                part = "worker"
+            elif proc.pid == self._broker:
+                part = "broker"
+            elif proc.info["name"] == "postgres":
+                part = "postgres"
+            else:
+                part = "other"
+            used[part] += times.user + times.system
+        return time.monotonic(), used
+
+
+def cores_between(
+    a: tuple[float, dict[str, float]], b: tuple[float, dict[str, float]]
+) -> dict[str, float]:
+    """Cores each part kept busy between two readings, and in all."""
+    seconds = b[0] - a[0]
+    if seconds <= 0:
+        return {}
+    out = {k: round(max(b[1][k] - a[1].get(k, 0.0), 0.0) / seconds, 2) for k in b[1]}
+    out["all"] = round(sum(out.values()), 2)
+    return out
 
 
 async def committed(
@@ -60,19 +115,23 @@ async def watch_commits(
     *,
     timeout: float,
     interval: float = 0.05,
+    cpu: CpuMeter | None = None,
 ) -> Progress:
     """Poll until every produced record is committed by ``group``."""
     total = sum(ends.values())
     conn = await asyncpg.connect(dsn)
     started = time.monotonic()
     first: tuple[float, int] | None = None
+    cpu_first = cpu_last = None
     try:
         while True:
             now = time.monotonic()
             done = await committed(conn, group, ends)
             if done and first is None:
                 first = (now, done)
+                cpu_first = cpu.read() if cpu else None
             if done >= total:
+                cpu_last = cpu.read() if cpu else None
                 break
             if now - started > timeout:
                 raise ConfigError(f"only {done} of {total} records committed in {timeout:.0f}s")
@@ -80,7 +139,8 @@ async def watch_commits(
     finally:
         await conn.close()
     assert first is not None
-    return Progress(total, now - first[0], total - first[1], now - started)
+    shares = cores_between(cpu_first, cpu_last) if cpu_first and cpu_last else None
+    return Progress(total, now - first[0], total - first[1], now - started, shares)
 
 
 async def count_rows(dsn: str, table: str) -> int:
@@ -129,9 +189,26 @@ class Latency:
     p99: float
     max: float
     mean: float
+    #: the same alerts as a bare Kafka consumer received them: what the broker
+    #: and the machine allow before any pipeline work (None: not measured)
+    broker: Latency | None = None
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {
+    @classmethod
+    def of(cls, sent: int, seconds: float, lat: Sequence[float]) -> Latency:
+        ordered = sorted(lat)
+        return cls(
+            sent=sent,
+            received=len(ordered),
+            seconds=seconds,
+            p50=percentile(ordered, 50),
+            p95=percentile(ordered, 95),
+            p99=percentile(ordered, 99),
+            max=ordered[-1] if ordered else 0.0,
+            mean=sum(ordered) / len(ordered) if ordered else 0.0,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "sent": self.sent,
             "received": self.received,
             "rate_per_s": round(self.sent / self.seconds, 1) if self.seconds else 0.0,
@@ -141,6 +218,16 @@ class Latency:
             "max_ms": round(self.max, 2),
             "mean_ms": round(self.mean, 2),
         }
+        if self.broker is not None:
+            b = self.broker
+            out["broker_only"] = {
+                "received": b.received,
+                "p50_ms": round(b.p50, 2),
+                "p95_ms": round(b.p95, 2),
+                "p99_ms": round(b.p99, 2),
+                "max_ms": round(b.max, 2),
+            }
+        return out
 
 
 def percentile(ordered: Sequence[float], p: float) -> float:
@@ -150,6 +237,31 @@ def percentile(ordered: Sequence[float], p: float) -> float:
     return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
 
 
+async def _bare_consumer(
+    bootstrap: str, partitions: int, prefix: str, received: dict[str, int], ready: asyncio.Event
+) -> None:
+    """Receive the alerts as a plain consumer of ``alerts.json`` would, from its end."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
+    await c.start()
+    try:
+        tps = [TopicPartition(ALERTS, p) for p in range(partitions)]
+        c.assign(tps)
+        await c.seek_to_end(*tps)
+        for tp in tps:  # resolve the end now, before the first alert is sent
+            await c.position(tp)
+        ready.set()
+        while True:
+            batch = await c.getmany(timeout_ms=100)
+            at = time.time_ns()
+            for msgs in batch.values():
+                for m in msgs:
+                    ext = str(orjson.loads(m.value).get("external_id", ""))
+                    if stamp_of(ext, prefix) is not None:
+                        received[ext] = at
+    finally:
+        await c.stop()
+
+
 async def alert_latency(
     bootstrap: str,
     redis_url: str,
@@ -157,14 +269,18 @@ async def alert_latency(
     *,
     rate: float,
     count: int,
+    partitions: int,
     settle_s: float = 15.0,
 ) -> Latency:
-    """Produce ``count`` alerts at ``rate``/s and time each to its Redis message."""
+    """Produce ``count`` alerts at ``rate``/s and time each to its Redis message,
+    and to its arrival at a bare Kafka consumer (the broker's share)."""
     received: dict[str, int] = {}
+    at_broker: dict[str, int] = {}
     client = aioredis.from_url(redis_url)
     pubsub = client.pubsub()
     await pubsub.subscribe(CH_ALERTS)
     all_in = asyncio.Event()
+    bare_ready = asyncio.Event()
 
     async def listen() -> None:
         async for msg in pubsub.listen():
@@ -178,11 +294,13 @@ async def alert_latency(
                     all_in.set()
 
     reader = asyncio.create_task(listen())
+    bare = asyncio.create_task(_bare_consumer(bootstrap, partitions, prefix, at_broker, bare_ready))
     p = producer(bootstrap, linger_ms=0)
     await p.start()
     sent: dict[str, int] = {}
-    started = time.monotonic()
     try:
+        await asyncio.wait_for(bare_ready.wait(), 30)
+        started = time.monotonic()
         for seq in range(count):
             delay = started + seq / rate - time.monotonic()
             if delay > 0:
@@ -197,19 +315,15 @@ async def alert_latency(
             await asyncio.wait_for(all_in.wait(), settle_s)
     finally:
         await p.stop()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        for task in (reader, bare):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await client.aclose()
-    lat = sorted((received[ext] - stamp) / 1e6 for ext, stamp in sent.items() if ext in received)
-    return Latency(
-        sent=len(sent),
-        received=len(lat),
-        seconds=seconds,
-        p50=percentile(lat, 50),
-        p95=percentile(lat, 95),
-        p99=percentile(lat, 99),
-        max=lat[-1] if lat else 0.0,
-        mean=sum(lat) / len(lat) if lat else 0.0,
-    )
+
+    def ms(at: dict[str, int]) -> list[float]:
+        return [(at[ext] - stamp) / 1e6 for ext, stamp in sent.items() if ext in at]
+
+    broker = Latency.of(len(sent), seconds, ms(at_broker))
+    return replace(Latency.of(len(sent), seconds, ms(received)), broker=broker)

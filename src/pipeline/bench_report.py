@@ -94,6 +94,20 @@ def _lat(d: Mapping[str, Any]) -> str:
     )
 
 
+def _broker(d: Mapping[str, Any]) -> str:
+    b = d.get("broker_only")
+    if not b:
+        return "not measured"
+    return f"{b['p50_ms']:.1f} / {b['p95_ms']:.1f} / {b['p99_ms']:.1f} / {b['max_ms']:.1f}"
+
+
+def _cpu(d: Mapping[str, Any]) -> str:
+    c = d.get("cpu_cores")
+    if not c:
+        return "not measured"
+    return " / ".join(f"{c[k]:.2f}" for k in ("worker", "broker", "postgres", "other"))
+
+
 def rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
     t, g, a, o, s = (r[k] for k in ("telemetry", "gps", "alerts", "overload", "scaling"))
     flood = a["flood"]
@@ -101,13 +115,18 @@ def rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("telemetry e2e (points/s)", f"{t['e2e_rows_per_s']:,}"),
         ("telemetry raw COPY (rows/s)", f"{t['copy_rows_per_s']:,}"),
         ("telemetry e2e / COPY", f"{t['ratio']:.2f}"),
+        ("telemetry CPU cores, worker/broker/postgres/other", _cpu(t)),
         ("GPS e2e (fixes/s)", f"{g['e2e_rows_per_s']:,}"),
         ("GPS raw COPY (rows/s)", f"{g['copy_rows_per_s']:,}"),
         ("GPS e2e / COPY", f"{g['ratio']:.2f}"),
+        ("GPS CPU cores, worker/broker/postgres/other", _cpu(g)),
         ("alert ms p50/p95/p99/max, alone", _lat(a["alone"])),
+        ("alert ms at a bare Kafka consumer, alone", _broker(a["alone"])),
         ("alert ms p50/p95/p99/max, flood", _lat(flood)),
+        ("alert ms at a bare Kafka consumer, flood", _broker(flood)),
+        ("flood CPU cores, worker/broker/postgres/other", _cpu(flood)),
         (
-            "  flood: telemetry offered/committed",
+            "  flood: telemetry produced/committed",
             f"{flood['telemetry_offered_msgs_per_s']:,} / "
             f"{flood['telemetry_committed_msgs_per_s']:,} msgs/s "
             f"(x{flood['telemetry_points_per_message']} points)",

@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline import bench_load as load
 from pipeline.bench_measure import (
+    CpuMeter,
     Progress,
     count_rows,
     fetch_rows,
@@ -81,7 +82,8 @@ async def _drain(
     group = new_group()
     ws = [env.worker(b, dsn, group, f"{group}-{i}") for i in range(workers)]
     try:
-        progress = await watch_commits(dsn, f"{group}-bulk", ends, timeout=timeout)
+        cpu = CpuMeter([w.pid for w in ws], b.process.pid if b.process else None)
+        progress = await watch_commits(dsn, f"{group}-bulk", ends, timeout=timeout, cpu=cpu)
         shares = [w.metric("eriop_records_consumed_total", topic=load.TELEMETRY) for w in ws]
     except BaseException:
         for w in ws:
@@ -116,6 +118,19 @@ def _throughput(progress: Progress, per_record: int, rows: int, copy_s: float) -
         "copy_rows_per_s": round(ceiling),
         "copy_s": round(copy_s, 3),
         "ratio": round(e2e / ceiling, 3),
+        **cpu_cost(progress, e2e),
+    }
+
+
+def cpu_cost(progress: Progress, rows_per_s: float) -> Result:
+    """Cores each part of the stack kept busy, and its CPU microseconds per row."""
+    if not progress.cpu or rows_per_s <= 0:
+        return {}
+    return {
+        "cpu_cores": progress.cpu,
+        "cpu_us_per_row": {
+            k: round(v / rows_per_s * 1e6, 1) for k, v in progress.cpu.items() if k != "all"
+        },
     }
 
 
@@ -187,6 +202,7 @@ async def scaling_flow(env: Env, plan: Plan) -> Result:
             w.stop()
     return {
         "workers": 2,
+        **cpu_cost(progress, progress.rate * plan.points),
         "e2e_rows_per_s": round(progress.rate * plan.points),
         "e2e_window_s": round(progress.steady_s, 3),
         "records_per_worker": [int(s) for s in shares],

@@ -14,7 +14,7 @@ import asyncpg
 
 from pipeline import bench_load as load
 from pipeline.bench_flood import Flood
-from pipeline.bench_measure import alert_latency
+from pipeline.bench_measure import CpuMeter, alert_latency, cores_between
 from pipeline.bench_scenarios import MB, Env, Plan, Result, new_group
 from pipeline.bench_stack import broker
 from pipeline.simulate import seed_demo
@@ -41,8 +41,17 @@ async def _first_commit(dsn: str, group: str, timeout: float) -> None:
     raise RuntimeError(f"nothing committed by {group} in {timeout:.0f}s")
 
 
+def flood_lag(env: Env) -> int:
+    """The backlog the flood keeps in front of the worker: two full batches for
+    each bulk process, so none of them ever waits for input."""
+    s = env.settings
+    return 2 * s.batch.telemetry_max_records * s.bulk.process_count(s.kafka.partitions)
+
+
 async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
-    """Alert latency alone, then beside a telemetry flood at ``flood_rate`` messages/s."""
+    """Alert latency alone, then beside a telemetry flood that keeps the worker's
+    telemetry path saturated. ``flood_rate`` (the worker's solo rate) bounds how
+    many messages the flood prepares."""
     dsn = await env.dbs.clone()
     with broker(env.log_dir) as b:
         await env.stack(b)
@@ -53,31 +62,42 @@ async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
             await w.ready()
             tag = uuid.uuid4().hex[:8]
             warm = await alert_latency(
-                b.bootstrap, env.redis_url, f"w{tag}", rate=20, count=20, settle_s=60
-            )
+                b.bootstrap, env.redis_url, f"w{tag}", rate=20, count=20,
+                partitions=env.partitions, settle_s=60,
+            )  # fmt: skip
             if warm.received < warm.sent:
                 raise RuntimeError("alerts did not reach Redis during the warm-up")
             assert w.rss is not None
             w.rss.window()
             env.say(f"alerts: {plan.alert_count} at {plan.alert_rate:g}/s, alone")
             alone = await alert_latency(
-                b.bootstrap, env.redis_url, f"a{tag}", rate=plan.alert_rate, count=plan.alert_count
-            )
+                b.bootstrap, env.redis_url, f"a{tag}", rate=plan.alert_rate,
+                count=plan.alert_count, partitions=env.partitions,
+            )  # fmt: skip
             rss_alone = w.rss.window()
             seconds = plan.alert_count / plan.alert_rate
             lead = 2.0
-            count = int(flood_rate * (seconds + 2 * lead))
-            flood = Flood(b.bootstrap, flood_rate, count, plan.points, env.partitions, f"F{tag}")
+            count = int(flood_rate * (seconds + 2 * lead)) + flood_lag(env)
+            flood = Flood(
+                b.bootstrap, dsn, f"{group}-bulk", max_lag=flood_lag(env), count=count,
+                points=plan.points, partitions=env.partitions, prefix=f"F{tag}",
+            )  # fmt: skip
             await flood.start()
             await asyncio.sleep(lead)
-            env.say(f"alerts: again, beside a telemetry flood of {flood_rate:.0f} messages/s")
-            before, t0 = await _group_committed(dsn, f"{group}-bulk"), time.monotonic()
-            flooded = await alert_latency(
-                b.bootstrap, env.redis_url, f"f{tag}", rate=plan.alert_rate, count=plan.alert_count
+            env.say(
+                f"alerts: again, beside a telemetry flood keeping {flood_lag(env)} messages queued"
             )
+            cpu = CpuMeter([w.pid], b.process.pid if b.process else None)
+            before, t0 = await _group_committed(dsn, f"{group}-bulk"), time.monotonic()
+            cpu_before = cpu.read()
+            flooded = await alert_latency(
+                b.bootstrap, env.redis_url, f"f{tag}", rate=plan.alert_rate,
+                count=plan.alert_count, partitions=env.partitions,
+            )  # fmt: skip
+            cpu_after = cpu.read()
             after, t1 = await _group_committed(dsn, f"{group}-bulk"), time.monotonic()
             rss_flood = w.rss.window()
-            offered = await flood.result()
+            offered = await flood.finish()
         finally:
             if flood is not None:
                 await flood.kill()
@@ -89,6 +109,7 @@ async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
             "telemetry_offered_msgs_per_s": round(offered["sent"] / offered["seconds"]),
             "telemetry_committed_msgs_per_s": round((after - before) / (t1 - t0)),
             "telemetry_points_per_message": plan.points,
+            "cpu_cores": cores_between(cpu_before, cpu_after),
         },
         "worker_peak_rss_mb_alone": round(rss_alone / MB, 1),
         "worker_peak_rss_mb_flood": round(rss_flood / MB, 1),

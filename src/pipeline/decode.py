@@ -12,7 +12,7 @@ import math
 import re
 import unicodedata
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import pydantic
@@ -154,6 +154,36 @@ def iso_utc(dt: datetime) -> str:
     dt = dt.astimezone(UTC)
     text = dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds")
     return text.replace("+00:00", "Z")
+
+
+# A batch shares one pipeline clock reading and its records mostly share the
+# second of their Kafka time, so both derived values are kept for the next call.
+_Bounds = tuple[datetime, datetime, float, float]
+_last_window: tuple[tuple[datetime, float, float], _Bounds] | None = None
+_last_second: tuple[int, str] = (-1, "")
+
+
+def window(now: datetime, max_age_s: float, max_future_s: float) -> _Bounds:
+    """The accepted time window around ``now``, as datetimes and epoch seconds."""
+    global _last_window
+    key = (now, max_age_s, max_future_s)
+    if _last_window is not None and _last_window[0] == key:
+        return _last_window[1]
+    lo = now - timedelta(seconds=max_age_s)
+    hi = now + timedelta(seconds=max_future_s)
+    bounds = (lo, hi, lo.timestamp(), hi.timestamp())
+    _last_window = (key, bounds)
+    return bounds
+
+
+def received_at_iso(timestamp_ms: int) -> str:
+    """``iso_utc`` of a Kafka timestamp, without rebuilding it for every record."""
+    global _last_second
+    second, milli = divmod(timestamp_ms, 1000)
+    if _last_second[0] != second:
+        _last_second = (second, iso_utc(datetime.fromtimestamp(second, tz=UTC))[:-1])
+    base = _last_second[1]
+    return f"{base}.{milli:03d}000Z" if milli else base + "Z"
 
 
 def external_id(raw: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,11 +94,18 @@ class GeoIndex:
             return True
 
     def containing(self, lon: float, lat: float) -> list[Fence]:
-        if self._tree is None:
-            return []
-        point = shapely.Point(lon, lat)
-        idx = self._tree.query(point, predicate="intersects")
-        return [self._fences[i] for i in sorted(idx)]
+        return self.containing_many([(lon, lat)])[0]
+
+    def containing_many(self, points: Sequence[tuple[float, float]]) -> list[list[Fence]]:
+        """The fences holding each (lon, lat) point: one tree query for the lot."""
+        if self._tree is None or not points:
+            return [[] for _ in points]
+        # one vectorised query costs about what a single-point query does
+        which, hits = self._tree.query(shapely.points(points), predicate="intersects")
+        out: list[list[Fence]] = [[] for _ in points]
+        for p, i in sorted(zip(which.tolist(), hits.tolist(), strict=True)):
+            out[p].append(self._fences[i])
+        return out
 
     def jurisdiction(self, lon: float, lat: float) -> Fence | None:
         for fence in self.containing(lon, lat):

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline import metrics
 from pipeline.decode import iso_utc
 from pipeline.errors import TransientError
-from pipeline.geo import GeoIndex
+from pipeline.geo import Fence, GeoIndex
 from pipeline.sinks.redis_live import RedisLive, resource_key
+
+
+class Move(NamedTuple):
+    """A resource's new accepted position."""
+
+    resource_id: str
+    lon: float
+    lat: float
+    when: datetime
 
 
 class GeofenceTracker:
@@ -36,11 +45,19 @@ class GeofenceTracker:
             if "geofences" in h:
                 self._inside[rid] = frozenset(x for x in h["geofences"].split(",") if x)
 
-    def transitions(
-        self, resource_id: str, lon: float, lat: float, when: datetime
+    def track(self, moves: Sequence[Move]) -> list[tuple[list[dict[str, Any]], frozenset[str]]]:
+        """For each move in order: events for the fences entered and left, and the
+        new inside-set. The point lookups are one query for the whole batch."""
+        holding = self._geo.containing_many([(m.lon, m.lat) for m in moves])
+        return [
+            self._transitions(m, {f.id: f for f in fences})
+            for m, fences in zip(moves, holding, strict=True)
+        ]
+
+    def _transitions(
+        self, move: Move, fences: dict[str, Fence]
     ) -> tuple[list[dict[str, Any]], frozenset[str]]:
-        """Events for fences entered and left by a move, and the new inside-set."""
-        fences = {f.id: f for f in self._geo.containing(lon, lat)}
+        resource_id, lon, lat, when = move
         now_inside = frozenset(fences)
         before = self._inside.get(resource_id)
         self._inside[resource_id] = now_inside

@@ -4,6 +4,7 @@ framework cost and written by COPY, with live state updated after commit."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ from pipeline.decode import iso_utc
 from pipeline.decoders.gps import decode_gps
 from pipeline.decoders.telemetry import decode_telemetry
 from pipeline.dlq import DeadLetterPublisher
-from pipeline.geofence import GeofenceTracker
+from pipeline.geofence import GeofenceTracker, Move
 from pipeline.ingest_common import (
     Retrier,
     dead_letter_for,
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 TELEMETRY = "telemetry.raw"
 GPS = "gps.raw"
+_STREAM = {TELEMETRY: "telemetry", GPS: "gps"}
 
 
 def _utc_now() -> datetime:
@@ -83,8 +85,8 @@ class BulkIngestor:
         self.retrier = Retrier("bulk")
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
-        for r in records:
-            metrics.RECORDS_CONSUMED.labels(r.topic).inc()
+        for topic, n in Counter(r.topic for r in records).items():
+            metrics.RECORDS_CONSUMED.labels(topic).inc(n)
         tele = [r for r in records if r.topic == TELEMETRY]
         gps = [r for r in records if r.topic == GPS]
         done: set[tuple[str, int, int]] = set()
@@ -175,18 +177,15 @@ class BulkIngestor:
         assessed = await self._tracker.assess(pairs)
         rows = list(assessed.rows)
         moves = list(assessed.moves) or [False] * len(rows)
-        await self._geofences.prime(
-            sorted({str(r.resource_id) for r, m in zip(rows, moves, strict=True) if m})
+        moved_rows = [row for row, moved in zip(rows, moves, strict=True) if moved]
+        await self._geofences.prime(sorted({str(r.resource_id) for r in moved_rows}))
+        tracked = self._geofences.track(
+            [Move(str(r.resource_id), r.location.lon, r.location.lat, r.time) for r in moved_rows]
         )
         newest: dict[UUID, LocationRow] = {}
         inside_now: dict[UUID, frozenset[str]] = {}
         events: list[dict[str, Any]] = []
-        for row, moved in zip(rows, moves, strict=True):
-            if not moved:
-                continue
-            evs, inside = self._geofences.transitions(
-                str(row.resource_id), row.location.lon, row.location.lat, row.time
-            )
+        for row, (evs, inside) in zip(moved_rows, tracked, strict=True):
             if evs:
                 row.metadata["geofences"] = {
                     "entered": [e["geofence_id"] for e in evs if e["transition"] == "enter"],
@@ -221,13 +220,17 @@ class BulkIngestor:
         skipped: list[tuple[RawRecord, str]],
         now: datetime,
     ) -> None:
-        stream = "telemetry"
-        for record, outcome in outcomes:
-            stream = "telemetry" if record.topic == TELEMETRY else "gps"
-            metrics.RECORDS.labels(record.topic, outcome).inc()
-            metrics.END_TO_END_LATENCY.labels(stream, "receive").observe(
-                max((now - record.kafka_time).total_seconds(), 0.0)
-            )
+        # label lookups once per batch, not once per record
+        counts = Counter((record.topic, outcome) for record, outcome in outcomes)
+        for (topic, outcome), n in counts.items():
+            metrics.RECORDS.labels(topic, outcome).inc(n)
+        now_ms = now.timestamp() * 1000
+        latency = {
+            topic: metrics.END_TO_END_LATENCY.labels(_STREAM[topic], "receive")
+            for topic in {topic for topic, _ in counts}
+        }
+        for record, _ in outcomes:
+            latency[record.topic].observe(max(now_ms - record.timestamp_ms, 0.0) / 1000)
         for record, reason in skipped:
             metrics.RECORDS.labels(record.topic, "skipped").inc()
             metrics.SKIPPED.labels(record.topic, reason).inc()

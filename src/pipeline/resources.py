@@ -45,6 +45,7 @@ class ResourceResolver:
         self._by_id: dict[UUID, ResourceInfo] = {}
         self._by_identifier: dict[str, list[ResourceInfo]] = {}
         self._looked_up: dict[str, float] = {}
+        self._resolved: dict[str, ResourceInfo] = {}  # memo, valid until the next fetch
 
     async def prefetch(self, refs: Iterable[str]) -> None:
         now = time.monotonic()
@@ -66,12 +67,17 @@ class ResourceResolver:
                 self._by_identifier.setdefault(r["identifier"], []).append(info)
         for ref in wanted:
             self._looked_up[ref] = now
+        self._resolved.clear()
 
     def resolve(self, ref: str) -> ResourceInfo:
-        return resolve_ref(ref, self._by_id, self._by_identifier)
+        info = self._resolved.get(ref)
+        if info is None:
+            info = self._resolved[ref] = resolve_ref(ref, self._by_id, self._by_identifier)
+        return info
 
     def forget(self, ref: str) -> None:
         self._looked_up.pop(ref, None)
+        self._resolved.pop(ref, None)
 
 
 class LiveLastFixLoader:

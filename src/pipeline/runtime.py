@@ -119,7 +119,13 @@ class Runtime:
             self.bulk_children = [BulkChild(i) for i in range(count)]
         else:
             self.bulk_consumer = BatchConsumer(
-                make_consumer(s, s.kafka.bulk_group),
+                # a batch may wait linger_ms to fill anyway; polling an idle
+                # broker more often than that only burns CPU on both sides
+                make_consumer(
+                    s,
+                    s.kafka.bulk_group,
+                    fetch_max_wait_ms=max(s.effective_fetch_wait_ms, s.batch.linger_ms),
+                ),
                 BULK_TOPICS,
                 self.bulk.handle,
                 self.ts_store.load_offsets,

@@ -60,10 +60,19 @@ def test_smoke_mode_writes_sane_results(tmp_path: Path, redis_url: str) -> None:
         assert _positive(s["e2e_rows_per_s"]), s
         assert _positive(s["copy_rows_per_s"]), s
         assert 0 < s["ratio"] < 2, s
+        # what bounds the rate: every part's share of the CPU, and the worker's cost per row
+        assert _positive(s["cpu_cores"]["worker"]), s
+        assert _positive(s["cpu_cores"]["postgres"]), s
+        assert _positive(s["cpu_us_per_row"]["worker"]), s
     for phase in ("alone", "flood"):
         a = r["alerts"][phase]
         assert a["received"] == a["sent"] > 0, a
         assert 0 < a["p50_ms"] <= a["p95_ms"] <= a["p99_ms"] <= a["max_ms"], a
+        # the broker's share: the same alerts, timed at a bare Kafka consumer
+        b = a["broker_only"]
+        assert b["received"] == a["sent"], a
+        assert 0 < b["p50_ms"] <= b["p99_ms"] <= b["max_ms"], a
+    assert _positive(r["alerts"]["flood"]["cpu_cores"]["broker"])
     assert _positive(r["alerts"]["flood"]["telemetry_committed_msgs_per_s"])
     assert _positive(r["overload"]["worker_peak_rss_mb"])
     assert _positive(r["overload"]["bulk_committed_per_s"])

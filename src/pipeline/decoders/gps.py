@@ -20,7 +20,9 @@ from pipeline.decode import (
     envelope,
     iso_utc,
     parse_timestamp,
+    received_at_iso,
     to_text,
+    window,
 )
 from pipeline.decoders import json_fast
 from pipeline.decoders.nmea import parse_nmea
@@ -51,15 +53,17 @@ _DAY_US = 86_400_000_000
 class _Context:
     """What every fix of one message shares."""
 
-    __slots__ = ("hi", "kafka_time", "key", "lo", "received_at", "settings")
+    __slots__ = ("hi", "lo", "received_at", "record", "settings")
 
     def __init__(self, record: RawRecord, settings: GpsSettings, now: datetime) -> None:
         self.settings = settings
-        self.lo = now - timedelta(seconds=settings.max_age_s)
-        self.hi = now + timedelta(seconds=settings.max_future_s)
-        self.kafka_time = record.kafka_time
-        self.received_at = iso_utc(self.kafka_time)
-        self.key = record.key_text
+        self.lo, self.hi, _, _ = window(now, settings.max_age_s, settings.max_future_s)
+        self.record = record
+        self.received_at = received_at_iso(record.timestamp_ms)
+
+    @property
+    def kafka_time(self) -> datetime:
+        return self.record.kafka_time
 
     def in_window(self, when: datetime, what: str) -> datetime:
         if self.lo <= when <= self.hi:
@@ -70,11 +74,12 @@ class _Context:
         )
 
     def key_ref(self, what: str) -> str:
-        if not self.key:
+        key = self.record.key_text
+        if not key:
             raise ValidationError(
                 "missing_field", f"{what}: no resource_id or identifier and no UTF-8 Kafka key"
             )
-        return self.key
+        return key
 
 
 def decode_gps(

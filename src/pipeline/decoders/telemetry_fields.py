@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
-from pipeline.decode import device_uuid, iso_utc
+from pipeline.decode import device_uuid, iso_utc, received_at_iso, window
 from pipeline.errors import ValidationError
 from pipeline.settings import TelemetrySettings
 from schemas.canonical import GeoPoint
@@ -28,7 +28,7 @@ class MessageContext:
     __slots__ = ("hi", "hi_s", "key", "lo", "lo_s", "received_at", "timestamp_ms")
 
     def __init__(self, record: RawRecord, settings: TelemetrySettings, now: datetime) -> None:
-        self.lo, self.hi, self.lo_s, self.hi_s = _window(
+        self.lo, self.hi, self.lo_s, self.hi_s = window(
             now, settings.max_age_s, settings.max_future_s
         )
         self.timestamp_ms = record.timestamp_ms
@@ -61,35 +61,6 @@ class MessageContext:
             )
         kafka_time = datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
         return self.check_window(kafka_time + timedelta(seconds=seconds), what)
-
-
-# A batch shares one pipeline clock reading and its records mostly share the
-# second of their Kafka time, so both derived values are kept for the next call.
-_Bounds = tuple[datetime, datetime, float, float]
-_last_window: tuple[tuple[datetime, float, float], _Bounds] | None = None
-_last_second: tuple[int, str] = (-1, "")
-
-
-def _window(now: datetime, max_age_s: float, max_future_s: float) -> _Bounds:
-    global _last_window
-    key = (now, max_age_s, max_future_s)
-    if _last_window is not None and _last_window[0] == key:
-        return _last_window[1]
-    lo = now - timedelta(seconds=max_age_s)
-    hi = now + timedelta(seconds=max_future_s)
-    bounds = (lo, hi, lo.timestamp(), hi.timestamp())
-    _last_window = (key, bounds)
-    return bounds
-
-
-def received_at_iso(timestamp_ms: int) -> str:
-    """``iso_utc`` of a Kafka timestamp, without rebuilding it for every record."""
-    global _last_second
-    second, milli = divmod(timestamp_ms, 1000)
-    if _last_second[0] != second:
-        _last_second = (second, iso_utc(datetime.fromtimestamp(second, tz=UTC))[:-1])
-    base = _last_second[1]
-    return f"{base}.{milli:03d}000Z" if milli else base + "Z"
 
 
 def device(ref: str, what: str) -> tuple[UUID, str | None]:

@@ -7,9 +7,11 @@ write wins and a conflict is a counted duplicate.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from uuid import UUID, uuid4
 
 import asyncpg
 import orjson
@@ -32,6 +34,8 @@ from schemas.intents import (
     StoreTelemetry,
 )
 from schemas.records import RawRecord
+
+log = logging.getLogger(__name__)
 
 Outcome = Literal["stored", "duplicate", "skipped"]
 
@@ -71,13 +75,53 @@ INSERT INTO telemetry (time, device_id, device_type, metric_name, metric_value, 
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (device_id, metric_name, time) DO NOTHING"""
 
-_SAVE_OFFSET = """
+_OUTBOX = "INSERT INTO alert_outbox (alert_id, payload) VALUES ($1, $2) RETURNING id"
+
+# A batch of new alerts in one statement, committed on its own: the rows, their
+# outbox entries and the consumed offsets. One round trip and one commit per
+# batch, however many alerts it holds; when a flood keeps the CPUs busy, every
+# round trip waits its turn for both processes, so their number bounds how many
+# alerts a second the path can take. Ids are made here so that the consoles'
+# message can carry them; a conflict on (source, external_id) inserts nothing
+# and so queues no message. ``ord`` keeps the outbox in batch order.
+_STORE_ALERTS = """
+WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[],
+                         $6::text[], $7::text[], $8::text[], $9::geography[], $10::jsonb[],
+                         $11::jsonb[], $12::jsonb[], $13::timestamptz[], $14::timestamptz[],
+                         $15::jsonb[])
+        WITH ORDINALITY AS i(id, source, external_id, type, severity, status, title,
+                             description, location, address, raw_payload, metadata,
+                             received_at, processed_at, message, ord)
+), stored AS (
+    INSERT INTO alerts (id, source, external_id, type, severity, status, title, description,
+                        location, address, raw_payload, metadata, received_at, processed_at)
+    SELECT id, source, external_id, type, severity, status, title, description,
+           location, address, raw_payload, metadata, received_at, processed_at
+    FROM input ORDER BY ord
+    ON CONFLICT (source, external_id) DO NOTHING
+    RETURNING id
+), queued AS (
+    INSERT INTO alert_outbox (alert_id, payload)
+    SELECT i.id, i.message FROM input i JOIN stored s ON s.id = i.id ORDER BY i.ord
+    RETURNING id, alert_id
+), positions AS (
+    INSERT INTO ingest_offsets (group_id, topic, partition, next_offset)
+    SELECT $16, t, p, o FROM unnest($17::text[], $18::int[], $19::bigint[]) AS x(t, p, o)
+    ON CONFLICT (group_id, topic, partition) DO UPDATE
+    SET next_offset = GREATEST(ingest_offsets.next_offset, EXCLUDED.next_offset),
+        updated_at = now()
+)
+SELECT alert_id, id FROM queued"""
+
+_SAVE_OFFSETS = """
 INSERT INTO ingest_offsets (group_id, topic, partition, next_offset)
-VALUES ($1, $2, $3, $4)
+SELECT $1, t, p, o FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o)
 ON CONFLICT (group_id, topic, partition) DO UPDATE
 SET next_offset = GREATEST(ingest_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()"""
 
-_OUTBOX = "INSERT INTO alert_outbox (alert_id, payload) VALUES ($1, $2) RETURNING id"
+#: intents a batch may hold and still be stored by the one-statement path
+_SIMPLE = (StoreAlert, SetRedis, Discard)
 
 
 def alert_message(alert: CanonicalAlert, alert_id: object, status: str) -> dict[str, Any]:
@@ -115,6 +159,15 @@ class BatchResult:
 _REFUSED = (asyncpg.PostgresError, UnicodeEncodeError, orjson.JSONEncodeError)
 
 
+def _overall(outcomes: Sequence[Outcome]) -> Outcome:
+    """A record's outcome from its intents': stored wins, then duplicate."""
+    if "stored" in outcomes:
+        return "stored"
+    if "duplicate" in outcomes:
+        return "duplicate"
+    return "skipped"
+
+
 class RecordRejected(Exception):
     """The database refused one record of the batch for good; the batch was
     rolled back and is retried without it once it is dead-lettered."""
@@ -140,6 +193,91 @@ class AlertStore:
         offsets: Mapping[tuple[str, int], int],
         dismissed_keys: frozenset[str] = frozenset(),
     ) -> BatchResult:
+        """Store a batch and its offsets atomically; the outcome of each record."""
+        if all(isinstance(i, _SIMPLE) for _, intents in items for i in intents):
+            try:
+                return await self._write_new(items, offsets, dismissed_keys)
+            except Exception:
+                # The statement is atomic, so nothing of it was stored (or, after
+                # a lost reply, all of it, and the path below finds duplicates).
+                # That path names a refused record, or raises the failure in the
+                # form the retry logic understands.
+                log.debug("one-statement alert write failed; writing one by one", exc_info=True)
+        return await self._write_each(items, offsets, dismissed_keys)
+
+    async def _write_new(
+        self,
+        items: Sequence[tuple[RawRecord, Sequence[Intent]]],
+        offsets: Mapping[tuple[str, int], int],
+        dismissed: frozenset[str],
+    ) -> BatchResult:
+        """New alerts only (and what needs no database): one statement."""
+        result = BatchResult()
+        alerts: list[tuple[UUID, CanonicalAlert, str, dict[str, Any]]] = []
+        for _record, intents in items:
+            for intent in intents:
+                if isinstance(intent, StoreAlert):
+                    a = intent.alert
+                    status = "dismissed" if intent.dismiss_if_key in dismissed else a.status
+                    alert_id = uuid4()
+                    alerts.append((alert_id, a, status, alert_message(a, alert_id, status)))
+        keys = list(offsets)
+        async with self._db.connection() as conn:
+            rows = await conn.fetch(
+                _STORE_ALERTS,
+                [x[0] for x in alerts],
+                [x[1].source for x in alerts],
+                [x[1].external_id for x in alerts],
+                [x[1].type for x in alerts],
+                [x[1].severity for x in alerts],
+                [x[2] for x in alerts],
+                [x[1].title for x in alerts],
+                [x[1].description for x in alerts],
+                [x[1].location for x in alerts],
+                [x[1].address for x in alerts],
+                [x[1].raw_payload for x in alerts],
+                [x[1].metadata for x in alerts],
+                [x[1].received_at for x in alerts],
+                [x[1].processed_at for x in alerts],
+                [x[3] for x in alerts],
+                self._group,
+                [k[0] for k in keys],
+                [k[1] for k in keys],
+                [offsets[k] for k in keys],
+            )
+        queued = {r["alert_id"]: r["id"] for r in rows}
+        messages = iter(alerts)
+        for _record, intents in items:
+            outcomes: list[Outcome] = []
+            for intent in intents:
+                if isinstance(intent, StoreAlert):
+                    alert_id, _, _, message = next(messages)
+                    entry = queued.get(alert_id)
+                    if entry is None:
+                        metrics.ROWS_DUPLICATE.labels("alerts").inc()
+                        outcomes.append("duplicate")
+                    else:
+                        metrics.ROWS_WRITTEN.labels("alerts").inc()
+                        result.outbox.append(OutboxEntry(entry, message))
+                        outcomes.append("stored")
+                elif isinstance(intent, SetRedis):
+                    result.redis_sets.append(intent)
+                    outcomes.append("stored")
+                else:
+                    assert isinstance(intent, Discard)
+                    result.discards.append((len(result.outcomes), intent.reason))
+                    outcomes.append("skipped")
+            result.outcomes.append(_overall(outcomes))
+        return result
+
+    async def _write_each(
+        self,
+        items: Sequence[tuple[RawRecord, Sequence[Intent]]],
+        offsets: Mapping[tuple[str, int], int],
+        dismissed_keys: frozenset[str],
+    ) -> BatchResult:
+        """Any batch, one statement per intent in one transaction; a record the
+        database refuses is named by its index."""
         result = BatchResult()
         try:
             async with self._db.connection() as conn, conn.transaction():
@@ -148,18 +286,21 @@ class AlertStore:
                 for index, (_record, intents) in enumerate(items):
                     try:
                         outcome = await self._apply_all(conn, intents, dismissed_keys, result)
-                    except (
-                        asyncpg.PostgresError,
-                        UnicodeEncodeError,
-                        orjson.JSONEncodeError,
-                    ) as exc:
+                    except _REFUSED as exc:
                         err = translate(exc)
                         if isinstance(err, WriteRejected):
                             raise RecordRejected(index, err) from exc
                         raise err from exc
                     result.outcomes.append(outcome)
-                for (topic, partition), next_offset in offsets.items():
-                    await conn.execute(_SAVE_OFFSET, self._group, topic, partition, next_offset)
+                if offsets:
+                    keys = list(offsets)
+                    await conn.execute(
+                        _SAVE_OFFSETS,
+                        self._group,
+                        [k[0] for k in keys],
+                        [k[1] for k in keys],
+                        [offsets[k] for k in keys],
+                    )
         except RecordRejected:
             self._partitions.forget()
             raise
@@ -175,12 +316,7 @@ class AlertStore:
         dismissed: frozenset[str],
         result: BatchResult,
     ) -> Outcome:
-        outcomes = [await self._apply(conn, i, dismissed, result) for i in intents]
-        if "stored" in outcomes:
-            return "stored"
-        if "duplicate" in outcomes:
-            return "duplicate"
-        return "skipped"
+        return _overall([await self._apply(conn, i, dismissed, result) for i in intents])
 
     async def _apply(
         self,

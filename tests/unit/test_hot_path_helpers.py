@@ -1,0 +1,71 @@
+"""The shortcuts the volume path takes per record give the same answers as the
+plain computations they stand in for."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import shapely
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.decode import iso_utc, received_at_iso, window
+from pipeline.geo import Fence, GeoIndex
+
+# Kafka timestamps from 1970 to 2100, including the -1 of a record without one
+_MS = st.integers(min_value=-1, max_value=4_102_444_800_000)
+
+
+@given(st.lists(_MS, min_size=1, max_size=20))
+def test_received_at_iso_is_iso_utc_of_the_kafka_time(stamps: list[int]) -> None:
+    # consecutive calls share the cached second; every answer must still be exact
+    for ms in stamps + sorted(stamps):
+        assert received_at_iso(ms) == iso_utc(datetime.fromtimestamp(ms / 1000, tz=UTC))
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
+    ),
+    st.floats(min_value=0, max_value=10**8),
+    st.floats(min_value=0, max_value=10**6),
+)
+def test_window_is_now_minus_age_to_now_plus_future(
+    now: datetime, age: float, future: float
+) -> None:
+    for _ in range(2):  # the second call is answered from the cache
+        lo, hi, lo_s, hi_s = window(now, age, future)
+        assert (lo, hi) == (now - timedelta(seconds=age), now + timedelta(seconds=future))
+        assert (lo_s, hi_s) == (lo.timestamp(), hi.timestamp())
+
+
+def _fence(i: int) -> Fence:
+    return Fence(f"f{i}", f"fence {i}", "zone", None, None)
+
+
+def test_one_query_for_many_points_answers_as_one_query_per_point() -> None:
+    fences = [
+        (_fence(0), shapely.box(24.0, 60.0, 25.0, 61.0)),
+        (_fence(1), shapely.box(24.5, 60.5, 26.0, 62.0)),  # overlaps fence 0
+        (_fence(2), shapely.box(-1.0, 50.0, 1.0, 52.0)),
+    ]
+    geo = GeoIndex()
+    geo.load(fences)
+    points = [
+        (24.2, 60.2),  # in 0
+        (24.7, 60.7),  # in 0 and 1
+        (25.5, 61.5),  # in 1
+        (0.0, 51.0),  # in 2
+        (10.0, 10.0),  # in none
+        (25.0, 60.5),  # on the shared edge and inside 1
+    ]
+    many = geo.containing_many(points)
+    assert [[f.id for f in fs] for fs in many] == [
+        ["f0"], ["f0", "f1"], ["f1"], ["f2"], [], ["f0", "f1"],
+    ]  # fmt: skip
+    # the same as asking every polygon about every point
+    assert many == [
+        [f for f, g in fences if g.intersects(shapely.Point(lon, lat))] for lon, lat in points
+    ]
+    assert geo.containing_many([]) == []
+    assert GeoIndex().containing_many(points) == [[] for _ in points]
