@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -94,6 +95,8 @@ async def _run(env: Env, plan: Plan) -> Result:
 
 
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
+    # the bench's own Kafka clients would otherwise log every assignment
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
     plan = plan_for(args)
     database_url = settings.database_url.get_secret_value()
     redis_url = with_path(settings.redis_url.get_secret_value(), f"/{args.redis_db}")

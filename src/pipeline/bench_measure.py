@@ -13,7 +13,7 @@ import contextlib
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -189,9 +189,6 @@ class Latency:
     p99: float
     max: float
     mean: float
-    #: the same alerts as a bare Kafka consumer received them: what the broker
-    #: and the machine allow before any pipeline work (None: not measured)
-    broker: Latency | None = None
 
     @classmethod
     def of(cls, sent: int, seconds: float, lat: Sequence[float]) -> Latency:
@@ -208,7 +205,7 @@ class Latency:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        return {
             "sent": self.sent,
             "received": self.received,
             "rate_per_s": round(self.sent / self.seconds, 1) if self.seconds else 0.0,
@@ -218,16 +215,6 @@ class Latency:
             "max_ms": round(self.max, 2),
             "mean_ms": round(self.mean, 2),
         }
-        if self.broker is not None:
-            b = self.broker
-            out["broker_only"] = {
-                "received": b.received,
-                "p50_ms": round(b.p50, 2),
-                "p95_ms": round(b.p95, 2),
-                "p99_ms": round(b.p99, 2),
-                "max_ms": round(b.max, 2),
-            }
-        return out
 
 
 def percentile(ordered: Sequence[float], p: float) -> float:
@@ -238,7 +225,13 @@ def percentile(ordered: Sequence[float], p: float) -> float:
 
 
 async def _bare_consumer(
-    bootstrap: str, partitions: int, prefix: str, received: dict[str, int], ready: asyncio.Event
+    bootstrap: str,
+    partitions: int,
+    prefix: str,
+    received: dict[str, int],
+    count: int,
+    ready: asyncio.Event,
+    all_in: asyncio.Event,
 ) -> None:
     """Receive the alerts as a plain consumer of ``alerts.json`` would, from its end."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
@@ -258,31 +251,26 @@ async def _bare_consumer(
                     ext = str(orjson.loads(m.value).get("external_id", ""))
                     if stamp_of(ext, prefix) is not None:
                         received[ext] = at
+            if len(received) >= count:
+                all_in.set()
     finally:
         await c.stop()
 
 
-async def alert_latency(
-    bootstrap: str,
+async def _subscriber(
     redis_url: str,
     prefix: str,
-    *,
-    rate: float,
+    received: dict[str, int],
     count: int,
-    partitions: int,
-    settle_s: float = 15.0,
-) -> Latency:
-    """Produce ``count`` alerts at ``rate``/s and time each to its Redis message,
-    and to its arrival at a bare Kafka consumer (the broker's share)."""
-    received: dict[str, int] = {}
-    at_broker: dict[str, int] = {}
+    ready: asyncio.Event,
+    all_in: asyncio.Event,
+) -> None:
+    """Receive the alerts' messages on ``eriop.alerts``, as a console does."""
     client = aioredis.from_url(redis_url)
     pubsub = client.pubsub()
-    await pubsub.subscribe(CH_ALERTS)
-    all_in = asyncio.Event()
-    bare_ready = asyncio.Event()
-
-    async def listen() -> None:
+    try:
+        await pubsub.subscribe(CH_ALERTS)
+        ready.set()
         async for msg in pubsub.listen():
             at = time.time_ns()
             if msg.get("type") != "message":
@@ -292,14 +280,40 @@ async def alert_latency(
                 received[ext] = at
                 if len(received) >= count:
                     all_in.set()
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
 
-    reader = asyncio.create_task(listen())
-    bare = asyncio.create_task(_bare_consumer(bootstrap, partitions, prefix, at_broker, bare_ready))
+
+async def alert_latency(
+    bootstrap: str,
+    redis_url: str,
+    prefix: str,
+    *,
+    rate: float,
+    count: int,
+    settle_s: float = 15.0,
+    bare_partitions: int | None = None,
+) -> Latency:
+    """Produce ``count`` alerts at ``rate``/s and time each to its Redis message.
+
+    With ``bare_partitions``, time them instead to their arrival at a bare Kafka
+    consumer of ``alerts.json``: the broker's and the machine's share of the
+    latency, with no pipeline work. That is a run of its own, because one more
+    consumer polling the broker slows everyone else's fetches.
+    """
+    received: dict[str, int] = {}
+    ready, all_in = asyncio.Event(), asyncio.Event()
+    if bare_partitions is None:
+        listen = _subscriber(redis_url, prefix, received, count, ready, all_in)
+    else:
+        listen = _bare_consumer(bootstrap, bare_partitions, prefix, received, count, ready, all_in)
+    reader = asyncio.create_task(listen)
     p = producer(bootstrap, linger_ms=0)
     await p.start()
     sent: dict[str, int] = {}
     try:
-        await asyncio.wait_for(bare_ready.wait(), 30)
+        await asyncio.wait_for(ready.wait(), 30)
         started = time.monotonic()
         for seq in range(count):
             delay = started + seq / rate - time.monotonic()
@@ -315,15 +329,8 @@ async def alert_latency(
             await asyncio.wait_for(all_in.wait(), settle_s)
     finally:
         await p.stop()
-        for task in (reader, bare):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-        await client.aclose()
-
-    def ms(at: dict[str, int]) -> list[float]:
-        return [(at[ext] - stamp) / 1e6 for ext, stamp in sent.items() if ext in at]
-
-    broker = Latency.of(len(sent), seconds, ms(at_broker))
-    return replace(Latency.of(len(sent), seconds, ms(received)), broker=broker)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+    lat = [(received[ext] - stamp) / 1e6 for ext, stamp in sent.items() if ext in received]
+    return Latency.of(len(sent), seconds, lat)

@@ -14,7 +14,7 @@ import asyncpg
 
 from pipeline import bench_load as load
 from pipeline.bench_flood import Flood
-from pipeline.bench_measure import CpuMeter, alert_latency, cores_between
+from pipeline.bench_measure import CpuMeter, Latency, alert_latency, cores_between
 from pipeline.bench_scenarios import MB, Env, Plan, Result, new_group
 from pipeline.bench_stack import broker
 from pipeline.simulate import seed_demo
@@ -58,26 +58,35 @@ async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
         group = new_group()
         w = env.worker(b, dsn, group, f"{group}-alerts")
         flood: Flood | None = None
+
+        async def bare(prefix: str) -> Latency:
+            # the broker's share, timed at a bare consumer (the worker still consumes)
+            count = max(plan.alert_count // 2, 10)
+            return await alert_latency(
+                b.bootstrap, env.redis_url, prefix, rate=plan.alert_rate, count=count,
+                bare_partitions=env.partitions,
+            )  # fmt: skip
+
         try:
             await w.ready()
             tag = uuid.uuid4().hex[:8]
             warm = await alert_latency(
-                b.bootstrap, env.redis_url, f"w{tag}", rate=20, count=20,
-                partitions=env.partitions, settle_s=60,
-            )  # fmt: skip
+                b.bootstrap, env.redis_url, f"w{tag}", rate=20, count=20, settle_s=60
+            )
             if warm.received < warm.sent:
                 raise RuntimeError("alerts did not reach Redis during the warm-up")
             assert w.rss is not None
             w.rss.window()
             env.say(f"alerts: {plan.alert_count} at {plan.alert_rate:g}/s, alone")
             alone = await alert_latency(
-                b.bootstrap, env.redis_url, f"a{tag}", rate=plan.alert_rate,
-                count=plan.alert_count, partitions=env.partitions,
-            )  # fmt: skip
+                b.bootstrap, env.redis_url, f"a{tag}", rate=plan.alert_rate, count=plan.alert_count
+            )
             rss_alone = w.rss.window()
+            alone_bare = await bare(f"b{tag}")
             seconds = plan.alert_count / plan.alert_rate
             lead = 2.0
-            count = int(flood_rate * (seconds + 2 * lead)) + flood_lag(env)
+            # enough for the flooded run and the bare consumer's shorter one
+            count = int(flood_rate * (1.5 * seconds + 2 * lead)) + flood_lag(env)
             flood = Flood(
                 b.bootstrap, dsn, f"{group}-bulk", max_lag=flood_lag(env), count=count,
                 points=plan.points, partitions=env.partitions, prefix=f"F{tag}",
@@ -91,21 +100,22 @@ async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
             before, t0 = await _group_committed(dsn, f"{group}-bulk"), time.monotonic()
             cpu_before = cpu.read()
             flooded = await alert_latency(
-                b.bootstrap, env.redis_url, f"f{tag}", rate=plan.alert_rate,
-                count=plan.alert_count, partitions=env.partitions,
-            )  # fmt: skip
+                b.bootstrap, env.redis_url, f"f{tag}", rate=plan.alert_rate, count=plan.alert_count
+            )
             cpu_after = cpu.read()
             after, t1 = await _group_committed(dsn, f"{group}-bulk"), time.monotonic()
             rss_flood = w.rss.window()
+            flood_bare = await bare(f"g{tag}")
             offered = await flood.finish()
         finally:
             if flood is not None:
                 await flood.kill()
             w.stop()
     return {
-        "alone": alone.as_dict(),
+        "alone": {**alone.as_dict(), "broker_only": alone_bare.as_dict()},
         "flood": {
             **flooded.as_dict(),
+            "broker_only": flood_bare.as_dict(),
             "telemetry_offered_msgs_per_s": round(offered["sent"] / offered["seconds"]),
             "telemetry_committed_msgs_per_s": round((after - before) / (t1 - t0)),
             "telemetry_points_per_message": plan.points,
