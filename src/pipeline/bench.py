@@ -27,7 +27,7 @@ import asyncpg
 from pipeline import bench_report as report
 from pipeline.bench_scenarios import Env, Plan, Result, gps_flow, scaling_flow, telemetry_flow
 from pipeline.bench_stack import Databases, with_path
-from pipeline.bench_stress import alerts_flow, overload_flow
+from pipeline.bench_stress import alerts_flow, broker_flow, overload_flow
 from pipeline.devstack import ensure_postgres, ensure_redis
 from pipeline.errors import EriopError
 from pipeline.settings import Settings
@@ -54,6 +54,8 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["eriop", "bench"]
     if args.smoke:
         parts.append("--smoke")
+    if getattr(args, "broker", False):
+        parts.append(f"--broker --broker-rate {args.broker_rate:g}")
     rate = float(getattr(args, "alert_rate", 200.0))
     if rate != 200.0:
         parts.append(f"--alert-rate {rate:g}")
@@ -94,6 +96,18 @@ async def _run(env: Env, plan: Plan) -> Result:
     return out
 
 
+def _report_broker(results: Result, output: Path) -> int:
+    if output == Path(DEFAULT_OUTPUT):
+        output = output.with_name("broker.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    text = report.broker_table(results)
+    output.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
+    _say(f"results in {output} and {output.with_suffix('.md')}")
+    return 0
+
+
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     # the bench's own Kafka clients would otherwise log every assignment
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
@@ -123,6 +137,8 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
 
     async def go() -> Result:
         results["postgres"] = await _postgres_version(dbs.admin)
+        if args.broker:
+            return {"broker": await broker_flow(env, args.broker_rate)}
         await dbs.prepare()
         try:
             return await _run(env, plan)
@@ -135,6 +151,8 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         _say(f"failed: {exc}; worker and broker logs are in {log_dir}")
         return 1
     results["duration_s"] = round(time.monotonic() - started, 1)
+    if args.broker:
+        return _report_broker(results, Path(args.output))
     results["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     results["targets"] = report.targets(results)
     problems = report.sanity(results)

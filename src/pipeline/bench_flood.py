@@ -3,15 +3,20 @@
 The flood runs beside the alert latency measurement; in its own process it
 does not delay the benchmark's Redis subscriber, which would inflate the
 latencies it reports. It builds its messages first, says ``ready``, and then
-produces "as fast as the pipeline can take it": it keeps the worker's backlog
-at ``MAX_LAG`` messages, reading how far the worker has committed from
-``ingest_offsets``. The pipeline therefore never runs dry, while the flood
-spends no CPU building a backlog the worker could never reach (an open-loop
-producer at the worker's solo rate starves the worker it is measuring of the
-very CPU it needs, and measures the producer). On SIGTERM, or when its
-messages run out, it prints what it sent as one JSON line.
+produces in one of two ways:
 
-    python -m pipeline.bench_flood BOOTSTRAP DSN GROUP MAX_LAG COUNT POINTS PARTITIONS PREFIX
+- following a worker, "as fast as the pipeline can take it": it keeps the
+  worker's backlog at ``MAX_LAG`` messages, reading how far the worker has
+  committed from ``ingest_offsets``. The pipeline never runs dry, while the
+  flood spends no CPU building a backlog the worker could never reach (an
+  open-loop producer at the worker's solo rate takes from the worker the very
+  CPU it needs, and so measures the producer);
+- at a fixed rate, for measuring the broker with no worker at all.
+
+On SIGTERM, or when its messages run out, it prints what it sent as one JSON line.
+
+    python -m pipeline.bench_flood BOOTSTRAP COUNT POINTS PARTITIONS PREFIX follow DSN GROUP MAX_LAG
+    python -m pipeline.bench_flood BOOTSTRAP COUNT POINTS PARTITIONS PREFIX rate RATE
 """
 
 from __future__ import annotations
@@ -63,8 +68,27 @@ async def follow(
     return sent, time.monotonic() - started
 
 
+async def paced(bootstrap: str, messages: list[Out], rate: float) -> tuple[int, float]:
+    """Produce at ``rate`` messages/s; (sent, seconds)."""
+    p = producer(bootstrap, linger_ms=2)
+    await p.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        while sent < len(messages) and not _stopping:
+            due = min(int(rate * (time.monotonic() - started)) + 1, len(messages))
+            for m in messages[sent:due]:
+                await p.send(m.topic, m.value, key=m.key, partition=m.partition)
+            sent = max(sent, due)
+            await asyncio.sleep(0.01)
+        await p.flush()
+    finally:
+        await p.stop()
+    return sent, time.monotonic() - started
+
+
 def main(argv: list[str]) -> int:
-    bootstrap, dsn, group, max_lag, count, points, partitions, prefix = argv
+    bootstrap, count, points, partitions, prefix, mode, *how = argv
     signal.signal(signal.SIGTERM, _stop)
     n = int(count)
     msgs = telemetry(
@@ -76,7 +100,11 @@ def main(argv: list[str]) -> int:
         prefix=prefix,
     )
     print("ready", flush=True)
-    sent, seconds = asyncio.run(follow(bootstrap, dsn, group, msgs, int(max_lag)))
+    if mode == "follow":
+        dsn, group, max_lag = how
+        sent, seconds = asyncio.run(follow(bootstrap, dsn, group, msgs, int(max_lag)))
+    else:
+        sent, seconds = asyncio.run(paced(bootstrap, msgs, float(how[0])))
     print(json.dumps({"sent": sent, "seconds": seconds}), flush=True)
     return 0
 
@@ -85,20 +113,9 @@ class Flood:
     """The parent's handle on a flood process."""
 
     def __init__(
-        self,
-        bootstrap: str,
-        dsn: str,
-        group: str,
-        *,
-        max_lag: int,
-        count: int,
-        points: int,
-        partitions: int,
-        prefix: str,
+        self, bootstrap: str, *, count: int, points: int, partitions: int, prefix: str
     ) -> None:
-        self._args = [
-            bootstrap, dsn, group, str(max_lag), str(count), str(points), str(partitions), prefix,
-        ]  # fmt: skip
+        self._args = [bootstrap, str(count), str(points), str(partitions), prefix]
         self._proc: asyncio.subprocess.Process | None = None
 
     async def _line(self, timeout: float) -> str:
@@ -107,10 +124,18 @@ class Flood:
         raw = await asyncio.wait_for(self._proc.stdout.readline(), timeout)
         return raw.decode().strip()
 
-    async def start(self, timeout: float = 120.0) -> None:
+    async def follow(self, dsn: str, group: str, max_lag: int) -> None:
+        """Start it, keeping ``group``'s backlog at ``max_lag`` messages."""
+        await self._start("follow", dsn, group, str(max_lag))
+
+    async def paced(self, rate: float) -> None:
+        """Start it at a fixed ``rate`` of messages per second."""
+        await self._start("rate", f"{rate:.1f}")
+
+    async def _start(self, *mode: str, timeout: float = 120.0) -> None:
         """Start it and wait until its messages are built and it begins producing."""
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pipeline.bench_flood", *self._args,
+            sys.executable, "-m", "pipeline.bench_flood", *self._args, *mode,
             stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         line = await self._line(timeout)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -150,25 +149,3 @@ def _ends(results: Sequence[object], ends: dict[tuple[str, int], int]) -> None:
     for md in results:
         key = (md.topic, md.partition)  # type: ignore[attr-defined]
         ends[key] = max(ends.get(key, 0), md.offset + 1)  # type: ignore[attr-defined]
-
-
-async def produce_paced(
-    bootstrap: str, messages: Sequence[Out], rate: float, *, tick_s: float = 0.01
-) -> tuple[int, float]:
-    """Produce at ``rate`` messages/s; (sent, seconds taken)."""
-    p = producer(bootstrap, linger_ms=2)
-    await p.start()
-    sent = 0
-    started = time.monotonic()
-    try:
-        while sent < len(messages):
-            due = min(int(rate * (time.monotonic() - started)) + 1, len(messages))
-            while sent < due:
-                m = messages[sent]
-                await p.send(m.topic, m.value, key=m.key, partition=m.partition)
-                sent += 1
-            await asyncio.sleep(tick_s)
-        await p.flush()
-    finally:
-        await p.stop()
-    return sent, time.monotonic() - started

@@ -176,3 +176,29 @@ def markdown(r: Mapping[str, Any]) -> str:
         mark = {True: "yes", False: "**no**", None: "n/a"}[tg["met"]]
         out.append(f"| {tg['name']} {tg['target']} | {tg['measured']} | {mark} |")
     return "\n".join(out) + "\n"
+
+
+def broker_table(r: Mapping[str, Any]) -> str:
+    """``eriop bench --broker`` as Markdown: the broker's delivery, window by window."""
+    b = r["broker"]
+    m = r["machine"]
+    lines = [
+        f"Command: `{r['command']}`  ",
+        f"Date: {r['date']}  ",
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM  ",
+        f"Alerts at {b['alert_rate_per_s']:g}/s timed at a bare Kafka consumer; telemetry "
+        f"produced at {b['flood_msgs_per_s']:g} msgs/s ({b['flood_produced_msgs_per_s']:,} "
+        "reached) with no worker consuming it",
+        "",
+        "| window | received | p50 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|",
+    ]
+    windows = [("alone", b["alone"])] + [
+        (f"{(i + 1) * b['window_s']:g} s of flood", w) for i, w in enumerate(b["windows"])
+    ]
+    for name, w in windows:
+        lines.append(
+            f"| {name} | {w['received']}/{w['sent']} | {w['p50_ms']:.1f} | "
+            f"{w['p99_ms']:.1f} | {w['max_ms']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -88,10 +88,10 @@ async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
             # enough for the flooded run and the bare consumer's shorter one
             count = int(flood_rate * (1.5 * seconds + 2 * lead)) + flood_lag(env)
             flood = Flood(
-                b.bootstrap, dsn, f"{group}-bulk", max_lag=flood_lag(env), count=count,
-                points=plan.points, partitions=env.partitions, prefix=f"F{tag}",
+                b.bootstrap, count=count, points=plan.points, partitions=env.partitions,
+                prefix=f"F{tag}",
             )  # fmt: skip
-            await flood.start()
+            await flood.follow(dsn, f"{group}-bulk", flood_lag(env))
             await asyncio.sleep(lead)
             env.say(
                 f"alerts: again, beside a telemetry flood keeping {flood_lag(env)} messages queued"
@@ -182,4 +182,45 @@ async def overload_flow(env: Env, plan: Plan, tele_rate: float, gps_rate: float)
         "alerts_consumed": int(alerts_in),
         "worker_peak_rss_mb": round(peak / MB, 1),
         "worker_exit_code": code,
+    }
+
+
+async def broker_flow(env: Env, rate: float, windows: int = 6, window_s: float = 10.0) -> Result:
+    """The embedded broker on its own: alerts timed at a bare consumer, first
+    alone, then in consecutive windows while telemetry is produced at ``rate``
+    messages/s with no worker consuming it. What the broker gives before any
+    pipeline work, and how that changes as it fills."""
+    alert_rate = 200.0
+    count = int(alert_rate * window_s)
+    with broker(env.log_dir) as b:
+        await env.stack(b)
+        tag = uuid.uuid4().hex[:8]
+
+        async def timed(prefix: str, n: int) -> Result:
+            lat = await alert_latency(
+                b.bootstrap, env.redis_url, prefix, rate=alert_rate, count=n,
+                settle_s=window_s, bare_partitions=env.partitions,
+            )  # fmt: skip
+            return lat.as_dict()
+
+        env.say(f"broker: {count // 2} alerts alone")
+        alone = await timed(f"x{tag}", count // 2)
+        n_flood = int(rate * (windows * (window_s * 2.5) + 30))
+        flood = Flood(b.bootstrap, count=n_flood, points=4, partitions=env.partitions, prefix=tag)
+        out: list[Result] = []
+        try:
+            await flood.paced(rate)
+            for i in range(windows):
+                env.say(f"broker: window {i + 1}/{windows}, telemetry at {rate:g} msgs/s")
+                out.append(await timed(f"w{i}{tag}", count))
+            produced = await flood.finish()
+        finally:
+            await flood.kill()
+    return {
+        "alert_rate_per_s": alert_rate,
+        "flood_msgs_per_s": rate,
+        "flood_produced_msgs_per_s": round(produced["sent"] / produced["seconds"]),
+        "window_s": window_s,
+        "alone": alone,
+        "windows": out,
     }

@@ -167,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--alert-rate", type=float, default=200.0, help="alerts per second")
     b.add_argument("--redis-db", type=int, default=12,
                    help="Redis database the bench flushes and uses (default 12)")  # fmt: skip
+    b.add_argument("--broker", action="store_true",
+                   help="only the embedded broker: alert delivery to a bare consumer while "
+                        "telemetry is produced with no worker consuming it")  # fmt: skip
+    b.add_argument("--broker-rate", type=float, default=6000.0,
+                   help="telemetry messages/s for --broker (default 6000)")  # fmt: skip
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -143,12 +143,14 @@ class BulkIngestor:
         groups: list[tuple[RawRecord, Sequence[TelemetryRow]]] = [
             (record, res.rows) for record, res in decoded
         ]
-        last_seen: dict[UUID, tuple[str, datetime]] = {}
+        # keyed by the UUID's int: UUID's own __hash__ is Python code, run per row
+        newest: dict[int, TelemetryRow] = {}
         for _, rows_of_record in groups:
             for row in rows_of_record:
-                seen = last_seen.get(row.device_id)
-                if seen is None or seen[1] < row.time:
-                    last_seen[row.device_id] = (row.device_type, row.time)
+                seen = newest.get(row.device_id.int)
+                if seen is None or seen.time < row.time:
+                    newest[row.device_id.int] = row
+        last_seen = {r.device_id: (r.device_type, r.time) for r in newest.values()}
         await self._dead(dead, done)
         rows = [row for _, rs in groups for row in rs]
         result = await self._store.write_telemetry(rows, next_offsets(records), last_seen)

@@ -95,8 +95,9 @@ class KafkaSettings(_Frozen):
     idempotence: bool = True
     partitions: int = 4
     replication_factor: int = 1
-    #: how long a fetch may wait for data; the embedded broker answers only when
-    #: it expires, so it is kept short there (see ``effective_fetch_wait_ms``)
+    #: how long a fetch may wait for data; the embedded broker answers a waiting
+    #: fetch late (up to about a quarter of the wait after data arrives), so it
+    #: is kept short there (see ``effective_fetch_wait_ms``)
     fetch_max_wait_ms: int | None = None
     alerts_group: str = "eriop-alerts"
     bulk_group: str = "eriop-bulk"

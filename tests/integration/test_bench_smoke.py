@@ -18,6 +18,10 @@ import psutil
 import pytest
 
 from pipeline import devstack
+from pipeline.bench_report import broker_table
+from pipeline.bench_scenarios import Env
+from pipeline.bench_stress import broker_flow
+from pipeline.settings import Settings
 from tests.conftest import PG_ADMIN, dsn_for
 
 pytestmark = pytest.mark.integration
@@ -82,3 +86,19 @@ def test_smoke_mode_writes_sane_results(tmp_path: Path, redis_url: str) -> None:
     assert all("measured" in t for t in r["targets"])
     # the printed table is the measured results, not a template
     assert f"{r['telemetry']['e2e_rows_per_s']:,}" in text
+
+
+async def test_broker_check_times_alerts_at_a_bare_consumer_window_by_window(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """The body of ``eriop bench --broker``, with short windows."""
+    env = Env(Settings(), None, redis_url, tmp_path, lambda _: None)  # type: ignore[arg-type]
+    r = await broker_flow(env, rate=500.0, windows=2, window_s=2.0)
+    assert r["flood_produced_msgs_per_s"] > 0
+    for w in [r["alone"], *r["windows"]]:
+        assert w["received"] == w["sent"] > 0, w
+        assert 0 < w["p50_ms"] <= w["p99_ms"] <= w["max_ms"], w
+    assert len(r["windows"]) == 2
+    text = broker_table({"broker": r, "command": "eriop bench --broker", "date": "d",
+                         "machine": {"nproc": 2, "cpu_model": "c", "memory_gb": 1}})  # fmt: skip
+    assert f"| 4 s of flood | {r['windows'][1]['received']}/" in text

@@ -93,7 +93,7 @@ def senml_rows(
     dev: UUID | None = None
     base_meta: dict[str, Any] = {}
     times: dict[float, datetime] = {}
-    seen: set[tuple[UUID, str, datetime]] = set()
+    seen: set[tuple[int, str, datetime]] = set()
     rows: list[TelemetryRow] = []
     coords: list[tuple[int, str, float]] = []
     duplicates = 0
@@ -184,7 +184,7 @@ def senml_rows(
 
         if dev is None:
             dev, base_meta = _device(bn, ctx, i)
-        key = (dev, metric, at)
+        key = (dev.int, metric, at)  # int: UUID's own __hash__ is Python code
         if key in seen:
             duplicates += 1
             continue

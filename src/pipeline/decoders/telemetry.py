@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from pipeline.decode import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -105,12 +104,12 @@ def _header_device_type(record: RawRecord) -> str:
 
 def _simple_rows(pack: list[dict[str, Any]], ctx: MessageContext) -> tuple[list[TelemetryRow], int]:
     rows: list[TelemetryRow] = []
-    seen: set[tuple[UUID, str, datetime]] = set()
+    seen: set[tuple[int, str, datetime]] = set()
     times: dict[Any, datetime] = {}
     duplicates = 0
     for i, obj in enumerate(pack):
         row = _simple_row(obj, ctx, times, i if len(pack) > 1 else None)
-        key = (row.device_id, row.metric_name, row.time)
+        key = (row.device_id.int, row.metric_name, row.time)  # int: UUID hashes in Python
         if key in seen:
             duplicates += 1
             continue
