@@ -94,13 +94,6 @@ def _lat(d: Mapping[str, Any]) -> str:
     )
 
 
-def _broker(d: Mapping[str, Any]) -> str:
-    b = d.get("broker_only")
-    if not b:
-        return "not measured"
-    return f"{b['p50_ms']:.1f} / {b['p95_ms']:.1f} / {b['p99_ms']:.1f} / {b['max_ms']:.1f}"
-
-
 def _cpu(d: Mapping[str, Any]) -> str:
     c = d.get("cpu_cores")
     if not c:
@@ -121,9 +114,7 @@ def rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("GPS e2e / COPY", f"{g['ratio']:.2f}"),
         ("GPS CPU cores, worker/broker/postgres/other", _cpu(g)),
         ("alert ms p50/p95/p99/max, alone", _lat(a["alone"])),
-        ("alert ms at a bare Kafka consumer, alone", _broker(a["alone"])),
         ("alert ms p50/p95/p99/max, flood", _lat(flood)),
-        ("alert ms at a bare Kafka consumer, flood", _broker(flood)),
         ("flood CPU cores, worker/broker/postgres/other", _cpu(flood)),
         (
             "  flood: telemetry produced/committed",

@@ -14,7 +14,7 @@ import asyncpg
 
 from pipeline import bench_load as load
 from pipeline.bench_flood import Flood
-from pipeline.bench_measure import CpuMeter, Latency, alert_latency, cores_between
+from pipeline.bench_measure import CpuMeter, alert_latency, cores_between
 from pipeline.bench_scenarios import MB, Env, Plan, Result, new_group
 from pipeline.bench_stack import broker
 from pipeline.simulate import seed_demo
@@ -59,14 +59,6 @@ async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
         w = env.worker(b, dsn, group, f"{group}-alerts")
         flood: Flood | None = None
 
-        async def bare(prefix: str) -> Latency:
-            # the broker's share, timed at a bare consumer (the worker still consumes)
-            count = max(plan.alert_count // 2, 10)
-            return await alert_latency(
-                b.bootstrap, env.redis_url, prefix, rate=plan.alert_rate, count=count,
-                bare_partitions=env.partitions,
-            )  # fmt: skip
-
         try:
             await w.ready()
             tag = uuid.uuid4().hex[:8]
@@ -82,11 +74,9 @@ async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
                 b.bootstrap, env.redis_url, f"a{tag}", rate=plan.alert_rate, count=plan.alert_count
             )
             rss_alone = w.rss.window()
-            alone_bare = await bare(f"b{tag}")
             seconds = plan.alert_count / plan.alert_rate
             lead = 2.0
-            # enough for the flooded run and the bare consumer's shorter one
-            count = int(flood_rate * (1.5 * seconds + 2 * lead)) + flood_lag(env)
+            count = int(flood_rate * (seconds + 2 * lead)) + flood_lag(env)
             flood = Flood(
                 b.bootstrap, count=count, points=plan.points, partitions=env.partitions,
                 prefix=f"F{tag}",
@@ -105,17 +95,15 @@ async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
             cpu_after = cpu.read()
             after, t1 = await _group_committed(dsn, f"{group}-bulk"), time.monotonic()
             rss_flood = w.rss.window()
-            flood_bare = await bare(f"g{tag}")
             offered = await flood.finish()
         finally:
             if flood is not None:
                 await flood.kill()
             w.stop()
     return {
-        "alone": {**alone.as_dict(), "broker_only": alone_bare.as_dict()},
+        "alone": alone.as_dict(),
         "flood": {
             **flooded.as_dict(),
-            "broker_only": flood_bare.as_dict(),
             "telemetry_offered_msgs_per_s": round(offered["sent"] / offered["seconds"]),
             "telemetry_committed_msgs_per_s": round((after - before) / (t1 - t0)),
             "telemetry_points_per_message": plan.points,

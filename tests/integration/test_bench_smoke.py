@@ -72,10 +72,6 @@ def test_smoke_mode_writes_sane_results(tmp_path: Path, redis_url: str) -> None:
         a = r["alerts"][phase]
         assert a["received"] == a["sent"] > 0, a
         assert 0 < a["p50_ms"] <= a["p95_ms"] <= a["p99_ms"] <= a["max_ms"], a
-        # the broker's share: the same alerts, timed at a bare Kafka consumer
-        b = a["broker_only"]
-        assert b["received"] == b["sent"] > 0, a
-        assert 0 < b["p50_ms"] <= b["p99_ms"] <= b["max_ms"], a
     assert _positive(r["alerts"]["flood"]["cpu_cores"]["broker"])
     assert _positive(r["alerts"]["flood"]["telemetry_committed_msgs_per_s"])
     assert _positive(r["overload"]["worker_peak_rss_mb"])
