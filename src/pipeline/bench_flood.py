@@ -26,6 +26,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -44,47 +45,50 @@ _COMMITTED = """
 SELECT COALESCE(sum(next_offset), 0) FROM ingest_offsets WHERE group_id = $1 AND topic = $2"""
 
 
-async def follow(
-    bootstrap: str, dsn: str, group: str, messages: list[Out], max_lag: int, *, tick_s: float = 0.02
+async def _produce(
+    bootstrap: str, messages: list[Out], allowed: Callable[[], Awaitable[int]], tick_s: float
 ) -> tuple[int, float]:
-    """Produce while the group's uncommitted backlog is under ``max_lag``; (sent, seconds)."""
-    conn = await asyncpg.connect(dsn)
+    """Produce up to ``allowed()`` messages in all, asking again every tick; (sent, seconds)."""
     p = producer(bootstrap, linger_ms=2)
     await p.start()
     sent = 0
     started = time.monotonic()
     try:
         while sent < len(messages) and not _stopping:
-            committed = int(await conn.fetchval(_COMMITTED, group, TELEMETRY))
-            room = min(committed + max_lag - sent, len(messages) - sent)
-            for m in messages[sent : sent + max(room, 0)]:
+            upto = min(await allowed(), len(messages))
+            for m in messages[sent:upto]:
                 await p.send(m.topic, m.value, key=m.key, partition=m.partition)
-            sent += max(room, 0)
+            sent = max(sent, upto)
             await asyncio.sleep(tick_s)
         await p.flush()
     finally:
         await p.stop()
-        await conn.close()
     return sent, time.monotonic() - started
+
+
+async def follow(
+    bootstrap: str, dsn: str, group: str, messages: list[Out], max_lag: int
+) -> tuple[int, float]:
+    """Keep the group's uncommitted backlog at ``max_lag`` messages; (sent, seconds)."""
+    conn = await asyncpg.connect(dsn)
+
+    async def allowed() -> int:
+        return int(await conn.fetchval(_COMMITTED, group, TELEMETRY)) + max_lag
+
+    try:
+        return await _produce(bootstrap, messages, allowed, tick_s=0.02)
+    finally:
+        await conn.close()
 
 
 async def paced(bootstrap: str, messages: list[Out], rate: float) -> tuple[int, float]:
     """Produce at ``rate`` messages/s; (sent, seconds)."""
-    p = producer(bootstrap, linger_ms=2)
-    await p.start()
-    sent = 0
     started = time.monotonic()
-    try:
-        while sent < len(messages) and not _stopping:
-            due = min(int(rate * (time.monotonic() - started)) + 1, len(messages))
-            for m in messages[sent:due]:
-                await p.send(m.topic, m.value, key=m.key, partition=m.partition)
-            sent = max(sent, due)
-            await asyncio.sleep(0.01)
-        await p.flush()
-    finally:
-        await p.stop()
-    return sent, time.monotonic() - started
+
+    async def allowed() -> int:
+        return int(rate * (time.monotonic() - started)) + 1
+
+    return await _produce(bootstrap, messages, allowed, tick_s=0.01)
 
 
 def main(argv: list[str]) -> int:

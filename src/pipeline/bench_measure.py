@@ -224,15 +224,25 @@ def percentile(ordered: Sequence[float], p: float) -> float:
     return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
 
 
-async def _bare_consumer(
-    bootstrap: str,
-    partitions: int,
-    prefix: str,
-    received: dict[str, int],
-    count: int,
-    ready: asyncio.Event,
-    all_in: asyncio.Event,
-) -> None:
+class _Arrivals:
+    """When each of the benchmark's alerts arrived, and whether all of them have."""
+
+    def __init__(self, prefix: str, count: int) -> None:
+        self.prefix = prefix
+        self.count = count
+        self.at: dict[str, int] = {}
+        self.ready = asyncio.Event()
+        self.all_in = asyncio.Event()
+
+    def note(self, payload: bytes, at: int) -> None:
+        ext = str(orjson.loads(payload).get("external_id", ""))
+        if stamp_of(ext, self.prefix) is not None:
+            self.at[ext] = at
+            if len(self.at) >= self.count:
+                self.all_in.set()
+
+
+async def _bare_consumer(bootstrap: str, partitions: int, arrivals: _Arrivals) -> None:
     """Receive the alerts as a plain consumer of ``alerts.json`` would, from its end."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
     await c.start()
@@ -242,44 +252,28 @@ async def _bare_consumer(
         await c.seek_to_end(*tps)
         for tp in tps:  # resolve the end now, before the first alert is sent
             await c.position(tp)
-        ready.set()
+        arrivals.ready.set()
         while True:
             batch = await c.getmany(timeout_ms=100)
             at = time.time_ns()
             for msgs in batch.values():
                 for m in msgs:
-                    ext = str(orjson.loads(m.value).get("external_id", ""))
-                    if stamp_of(ext, prefix) is not None:
-                        received[ext] = at
-            if len(received) >= count:
-                all_in.set()
+                    arrivals.note(m.value, at)
     finally:
         await c.stop()
 
 
-async def _subscriber(
-    redis_url: str,
-    prefix: str,
-    received: dict[str, int],
-    count: int,
-    ready: asyncio.Event,
-    all_in: asyncio.Event,
-) -> None:
+async def _subscriber(redis_url: str, arrivals: _Arrivals) -> None:
     """Receive the alerts' messages on ``eriop.alerts``, as a console does."""
     client = aioredis.from_url(redis_url)
     pubsub = client.pubsub()
     try:
         await pubsub.subscribe(CH_ALERTS)
-        ready.set()
+        arrivals.ready.set()
         async for msg in pubsub.listen():
             at = time.time_ns()
-            if msg.get("type") != "message":
-                continue
-            ext = str(orjson.loads(msg["data"]).get("external_id", ""))
-            if stamp_of(ext, prefix) is not None:
-                received[ext] = at
-                if len(received) >= count:
-                    all_in.set()
+            if msg.get("type") == "message":
+                arrivals.note(msg["data"], at)
     finally:
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await client.aclose()
@@ -302,18 +296,17 @@ async def alert_latency(
     latency, with no pipeline work. That is a run of its own, because one more
     consumer polling the broker slows everyone else's fetches.
     """
-    received: dict[str, int] = {}
-    ready, all_in = asyncio.Event(), asyncio.Event()
+    arrivals = _Arrivals(prefix, count)
     if bare_partitions is None:
-        listen = _subscriber(redis_url, prefix, received, count, ready, all_in)
+        listen = _subscriber(redis_url, arrivals)
     else:
-        listen = _bare_consumer(bootstrap, bare_partitions, prefix, received, count, ready, all_in)
+        listen = _bare_consumer(bootstrap, bare_partitions, arrivals)
     reader = asyncio.create_task(listen)
     p = producer(bootstrap, linger_ms=0)
     await p.start()
     sent: dict[str, int] = {}
     try:
-        await asyncio.wait_for(ready.wait(), 30)
+        await asyncio.wait_for(arrivals.ready.wait(), 30)
         started = time.monotonic()
         for seq in range(count):
             delay = started + seq / rate - time.monotonic()
@@ -326,11 +319,12 @@ async def alert_latency(
         seconds = time.monotonic() - started
         await p.flush()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(all_in.wait(), settle_s)
+            await asyncio.wait_for(arrivals.all_in.wait(), settle_s)
     finally:
         await p.stop()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-    lat = [(received[ext] - stamp) / 1e6 for ext, stamp in sent.items() if ext in received]
+    at = arrivals.at
+    lat = [(at[ext] - stamp) / 1e6 for ext, stamp in sent.items() if ext in at]
     return Latency.of(len(sent), seconds, lat)

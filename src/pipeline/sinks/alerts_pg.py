@@ -20,7 +20,7 @@ from pipeline import metrics
 from pipeline.db import Database, translate
 from pipeline.decode import iso_utc
 from pipeline.errors import WriteRejected
-from pipeline.sinks.offsets import load_offsets
+from pipeline.sinks.offsets import load_offsets, offset_columns, save_offsets
 from pipeline.sinks.outbox import OutboxEntry
 from pipeline.sinks.partitions import PartitionCache
 from schemas.canonical import CanonicalAlert, TelemetryRow
@@ -113,12 +113,6 @@ WITH input AS (
         updated_at = now()
 )
 SELECT alert_id, id FROM queued"""
-
-_SAVE_OFFSETS = """
-INSERT INTO ingest_offsets (group_id, topic, partition, next_offset)
-SELECT $1, t, p, o FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o)
-ON CONFLICT (group_id, topic, partition) DO UPDATE
-SET next_offset = GREATEST(ingest_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()"""
 
 #: intents a batch may hold and still be stored by the one-statement path
 _SIMPLE = (StoreAlert, SetRedis, Discard)
@@ -221,7 +215,6 @@ class AlertStore:
                     status = "dismissed" if intent.dismiss_if_key in dismissed else a.status
                     alert_id = uuid4()
                     alerts.append((alert_id, a, status, alert_message(a, alert_id, status)))
-        keys = list(offsets)
         async with self._db.connection() as conn:
             rows = await conn.fetch(
                 _STORE_ALERTS,
@@ -241,9 +234,7 @@ class AlertStore:
                 [x[1].processed_at for x in alerts],
                 [x[3] for x in alerts],
                 self._group,
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [offsets[k] for k in keys],
+                *offset_columns(offsets),
             )
         queued = {r["alert_id"]: r["id"] for r in rows}
         messages = iter(alerts)
@@ -292,15 +283,7 @@ class AlertStore:
                             raise RecordRejected(index, err) from exc
                         raise err from exc
                     result.outcomes.append(outcome)
-                if offsets:
-                    keys = list(offsets)
-                    await conn.execute(
-                        _SAVE_OFFSETS,
-                        self._group,
-                        [k[0] for k in keys],
-                        [k[1] for k in keys],
-                        [offsets[k] for k in keys],
-                    )
+                await save_offsets(conn, self._group, offsets)
         except RecordRejected:
             self._partitions.forget()
             raise

@@ -21,7 +21,7 @@ import asyncpg
 
 from pipeline import metrics
 from pipeline.db import Database, translate
-from pipeline.sinks.offsets import load_offsets
+from pipeline.sinks.offsets import load_offsets, save_offsets
 from pipeline.sinks.partitions import PartitionCache
 from schemas.canonical import GeoPoint, LocationRow, TelemetryRow
 
@@ -33,12 +33,6 @@ LOCATION_COLUMNS = (
     "time", "resource_id", "resource_type", "location", "speed", "heading", "accuracy",
     "source", "metadata",
 )  # fmt: skip
-
-_SAVE_OFFSET = """
-INSERT INTO ingest_offsets (group_id, topic, partition, next_offset)
-SELECT $1, t, p, o FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o)
-ON CONFLICT (group_id, topic, partition) DO UPDATE
-SET next_offset = GREATEST(ingest_offsets.next_offset, EXCLUDED.next_offset), updated_at = now()"""
 
 _LAST_SEEN = """
 INSERT INTO device_last_seen (device_id, device_type, last_seen)
@@ -130,15 +124,7 @@ class TimeseriesStore:
                     await self._partitions.ensure(conn, table, times)
                     result = await self._copy_idempotent(conn, table, columns, rows)
                 await extra(conn)
-                if offsets:
-                    keys = list(offsets)
-                    await conn.execute(
-                        _SAVE_OFFSET,
-                        self._group,
-                        [k[0] for k in keys],
-                        [k[1] for k in keys],
-                        [offsets[k] for k in keys],
-                    )
+                await save_offsets(conn, self._group, offsets)
         except Exception as exc:
             self._partitions.forget()
             err = translate(exc)
