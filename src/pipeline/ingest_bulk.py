@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from pipeline import metrics
 from pipeline.decode import iso_utc
@@ -180,24 +179,30 @@ class BulkIngestor:
         rows = list(assessed.rows)
         moves = list(assessed.moves) or [False] * len(rows)
         moved_rows = [row for row, moved in zip(rows, moves, strict=True) if moved]
-        await self._geofences.prime(sorted({str(r.resource_id) for r in moved_rows}))
+        # the id as text, once per row: the key of Redis, geofence state and the
+        # maps below (a UUID hashes in Python code; a str caches its hash)
+        moved_ids = [str(r.resource_id) for r in moved_rows]
+        await self._geofences.prime(sorted(set(moved_ids)))
         tracked = self._geofences.track(
-            [Move(str(r.resource_id), r.location.lon, r.location.lat, r.time) for r in moved_rows]
+            [
+                Move(rid, r.location.lon, r.location.lat, r.time)
+                for rid, r in zip(moved_ids, moved_rows, strict=True)
+            ]
         )
-        newest: dict[UUID, LocationRow] = {}
-        inside_now: dict[UUID, frozenset[str]] = {}
+        newest: dict[str, LocationRow] = {}
+        inside_now: dict[str, frozenset[str]] = {}
         events: list[dict[str, Any]] = []
-        for row, (evs, inside) in zip(moved_rows, tracked, strict=True):
+        for rid, row, (evs, inside) in zip(moved_ids, moved_rows, tracked, strict=True):
             if evs:
                 row.metadata["geofences"] = {
                     "entered": [e["geofence_id"] for e in evs if e["transition"] == "enter"],
                     "left": [e["geofence_id"] for e in evs if e["transition"] == "leave"],
                 }
                 events.extend(evs)
-            inside_now[row.resource_id] = inside
-            prev = newest.get(row.resource_id)
+            inside_now[rid] = inside
+            prev = newest.get(rid)
             if prev is None or prev.time < row.time:
-                newest[row.resource_id] = row
+                newest[rid] = row
         for row in rows:
             for flag in row.metadata.get("flags", ()):
                 metrics.LOCATION_FLAGS.labels(flag).inc()
@@ -208,11 +213,13 @@ class BulkIngestor:
         for record, ps in resolved:
             groups.append((record, rows[i : i + len(ps)]))
             i += len(ps)
-        move_points = {rid: GeoPoint(r.location.lon, r.location.lat) for rid, r in newest.items()}
+        move_points = {
+            r.resource_id: GeoPoint(r.location.lon, r.location.lat) for r in newest.values()
+        }
         result = await self._store.write_locations(rows, next_offsets(records), move_points)
         self._account(_outcomes(groups, result, lambda r: (r[1], r[0])), skipped, now)
         for rid, row in newest.items():
-            self._live.position(str(rid), _position_state(row, inside_now.get(rid, frozenset())))
+            self._live.position(rid, _position_state(row, inside_now.get(rid, frozenset())))
         for e in events:
             self._live.geofence_event(e)
 

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 
 from pipeline.devstack import Broker
 from pipeline.ingest_common import next_offsets
+from pipeline.settings import Settings
 from pipeline.sinks.outbox import OutboxRelay
 from schemas.records import RawRecord
 from tests.integration.harness import FrozenClock, in_process_runtime, settings_for
@@ -44,15 +45,19 @@ async def normalized(bootstrap: str) -> list[dict[str, object]]:
     return out
 
 
+async def crash_after_commit(settings: Settings, clock: FrozenClock, count: int) -> None:
+    """A worker stores ``count`` alerts and dies before its relay publishes them."""
+    async with in_process_runtime(settings, clock) as crashed:
+        await crashed.alerts.handle([alert_record(i) for i in range(count)])
+
+
 async def test_committed_alerts_are_published_after_a_crash(
     broker: Broker, fresh_db: str, redis_url: str
 ) -> None:
     settings = settings_for(broker.bootstrap, fresh_db, redis_url)
     clock = FrozenClock()
     clock.now = datetime.now(UTC)
-    async with in_process_runtime(settings, clock) as first:
-        # the alert transaction commits; the process dies before the relay runs
-        await first.alerts.handle([alert_record(i) for i in range(5)])
+    await crash_after_commit(settings, clock, 5)
     conn = await asyncpg.connect(fresh_db)
     try:
         assert await conn.fetchval("SELECT count(*) FROM alerts") == 5
@@ -90,8 +95,7 @@ async def test_running_relay_publishes_handed_entries_at_once_and_the_rest_when_
     settings = settings_for(broker.bootstrap, fresh_db, redis_url)
     clock = FrozenClock()
     clock.now = datetime.now(UTC)
-    async with in_process_runtime(settings, clock) as crashed:
-        await crashed.alerts.handle([alert_record(i) for i in range(3)])
+    await crash_after_commit(settings, clock, 3)
     conn = await asyncpg.connect(fresh_db)
     try:  # a worker that crashed an hour ago and never came back
         await conn.execute("UPDATE alert_outbox SET created_at = now() - interval '1 hour'")
