@@ -12,7 +12,7 @@ import faust
 
 from agents.app import create_app
 from pipeline.errors import EriopError
-from pipeline.runtime import Runtime
+from pipeline.runtime import Runtime, settle_gc
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ def run(settings: Settings, *, wait_s: float | None = None, loglevel: str = "inf
         f":{settings.metrics_port}/metrics and /health"
     )
     app = create_app(settings, runtime)
+    settle_gc()
     worker = _BoundedWorker(app, loglevel=loglevel, loop=loop, quiet=True, redirect_stdouts=False)
     worker.shutdown_budget_s = settings.shutdown_timeout_s + 10
     try:

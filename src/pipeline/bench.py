@@ -39,7 +39,9 @@ def plan_for(args: argparse.Namespace) -> Plan:
     rate = float(getattr(args, "alert_rate", 200.0))
     if args.smoke:
         return Plan(
-            telemetry_messages=20_000, points=4, gps_fixes=6_000, vehicles=60,
+            # enough for several batches per bulk process: the rates and CPU
+            # shares are taken between the first and the last commit
+            telemetry_messages=20_000, points=4, gps_fixes=20_000, vehicles=60,
             alert_rate=rate, alert_count=max(int(rate * 2), 20),
             overload_factor=10.0, overload_window_s=1.0, timeout_s=120.0,
         )  # fmt: skip

@@ -162,7 +162,7 @@ def run_bulk(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings) -> int:
-    from pipeline.runtime import Runtime
+    from pipeline.runtime import Runtime, settle_gc
 
     def say(msg: str) -> None:
         print(f"eriop worker (bulk): {msg}", file=sys.stderr, flush=True)
@@ -182,6 +182,7 @@ async def _serve(settings: Settings) -> int:
         say(f"cannot start: {exc.reason}")
         return 2
     await runtime.start()
+    settle_gc()
 
     async def metrics_page(_: web.Request) -> web.Response:
         return web.Response(

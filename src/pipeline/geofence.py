@@ -17,6 +17,8 @@ from pipeline.errors import TransientError
 from pipeline.geo import Fence, GeoIndex
 from pipeline.sinks.redis_live import RedisLive, resource_key
 
+_NOWHERE: frozenset[str] = frozenset()
+
 
 class Move(NamedTuple):
     """A resource's new accepted position."""
@@ -49,10 +51,16 @@ class GeofenceTracker:
         """For each move in order: events for the fences entered and left, and the
         new inside-set. The point lookups are one query for the whole batch."""
         holding = self._geo.containing_many([(m.lon, m.lat) for m in moves])
-        return [
-            self._transitions(m, {f.id: f for f in fences})
-            for m, fences in zip(moves, holding, strict=True)
-        ]
+        out: list[tuple[list[dict[str, Any]], frozenset[str]]] = []
+        inside = self._inside
+        for m, fences in zip(moves, holding, strict=True):
+            if not fences and not inside.get(m.resource_id):
+                # outside every fence before and after (most moves): no events
+                inside[m.resource_id] = _NOWHERE
+                out.append(([], _NOWHERE))
+            else:
+                out.append(self._transitions(m, {f.id: f for f in fences}))
+        return out
 
     def _transitions(
         self, move: Move, fences: dict[str, Fence]

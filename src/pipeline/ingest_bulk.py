@@ -165,11 +165,10 @@ class BulkIngestor:
         )
         await self._resolver.prefetch({f.resource_ref for _, fixes in parsed for f in fixes})
         resolved: list[tuple[RawRecord, list[tuple[LocationFix, ResourceInfo]]]] = []
+        resolve = self._resolver.resolve
         for record, fixes in parsed:
             try:
-                resolved.append(
-                    (record, [(f, self._resolver.resolve(f.resource_ref)) for f in fixes])
-                )
+                resolved.append((record, [(f, resolve(f.resource_ref)) for f in fixes]))
             except Exception as exc:
                 dead.append((record, dead_letter_for(record, exc, now)))
         await self._dead(dead, done)

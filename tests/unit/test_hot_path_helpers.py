@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from pipeline.decode import iso_utc, received_at_iso, window
 from pipeline.geo import Fence, GeoIndex
+from pipeline.sinks.partitions import PartitionCache, week_start
 
 # Kafka timestamps from 1970 to 2100, including the -1 of a record without one
 _MS = st.integers(min_value=-1, max_value=4_102_444_800_000)
@@ -69,3 +70,35 @@ def test_one_query_for_many_points_answers_as_one_query_per_point() -> None:
     ]
     assert geo.containing_many([]) == []
     assert GeoIndex().containing_many(points) == [[] for _ in points]
+
+
+class _Calls:
+    """Records the partition requests PartitionCache makes."""
+
+    def __init__(self) -> None:
+        self.weeks: list[object] = []
+
+    async def execute(self, _sql: str, _parent: str, t: datetime) -> None:
+        self.weeks.append(week_start(t))
+
+
+_WEEKS = st.lists(
+    st.datetimes(
+        min_value=datetime(2026, 1, 1), max_value=datetime(2026, 3, 1), timezones=st.just(UTC)
+    ),
+    max_size=30,
+)
+
+
+@given(st.lists(_WEEKS, min_size=1, max_size=4))
+async def test_partition_cache_asks_once_for_each_week_it_has_not_seen(
+    batches: list[list[datetime]],
+) -> None:
+    cache, conn = PartitionCache(), _Calls()
+    known: set[object] = set()
+    for times in batches:
+        asked = len(conn.weeks)
+        await cache.ensure(conn, "telemetry", times)  # type: ignore[arg-type]
+        expected = sorted({week_start(t) for t in times} - known)
+        assert conn.weeks[asked:] == expected
+        known.update(expected)

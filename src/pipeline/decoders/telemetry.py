@@ -7,7 +7,7 @@ atomic: one bad record sends the whole message to the dead-letter topic.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from pipeline.decode import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -42,6 +42,8 @@ from schemas.telemetry import (
     SENML_DEVICE_TYPE,
 )
 
+_ONLY_OBJECTS: Final = {dict}
+
 
 def decode_telemetry(
     record: RawRecord,
@@ -65,9 +67,9 @@ def decode_telemetry(
         if "device_id" not in obj:
             raise DecodeError("unknown_format", "object without device_id is not telemetry")
         pack, simple = [obj], True
-    elif type(obj) is list and obj and all(type(r) is dict for r in obj):
+    elif type(obj) is list and obj and set(map(type, obj)) == _ONLY_OBJECTS:
         pack = obj
-        simple = any("device_id" in r for r in pack)
+        simple = "device_id" in pack[0] or any("device_id" in r for r in pack)
         if not simple and not check_senml_pack(pack):
             raise DecodeError("unknown_format", "array uses neither SenML labels nor device_id")
     else:

@@ -397,6 +397,6 @@ class AlertStore:
         return "stored"
 
     async def _store_activity(self, conn: asyncpg.Connection, rows: Sequence[TelemetryRow]) -> None:
-        await self._partitions.ensure(conn, "telemetry", (r.time for r in rows))
+        await self._partitions.ensure(conn, "telemetry", [r.time for r in rows])
         await conn.executemany(_INSERT_TELEMETRY, [tuple(r) for r in rows])
         metrics.ROWS_WRITTEN.labels("telemetry").inc(len(rows))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
+
+_WEEK = timedelta(days=7)
 
 
 def week_start(t: datetime) -> date:
@@ -21,9 +23,18 @@ class PartitionCache:
         self._known: dict[str, set[date]] = {}
 
     async def ensure(
-        self, conn: asyncpg.Connection, parent: str, times: Iterable[datetime]
+        self, conn: asyncpg.Connection, parent: str, times: Sequence[datetime]
     ) -> None:
         known = self._known.setdefault(parent, set())
+        if not times:
+            return
+        # Usual case: every week from the oldest row's to the newest's is known,
+        # so no row needs its own week computed.
+        week, last = week_start(min(times)), week_start(max(times))
+        while week in known and week < last:
+            week += _WEEK
+        if week == last and week in known:
+            return
         missing: dict[date, datetime] = {}
         for t in times:
             wk = week_start(t)

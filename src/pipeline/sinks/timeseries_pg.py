@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Final, cast
 from uuid import UUID
 
@@ -120,7 +121,7 @@ class TimeseriesStore:
             async with self._db.connection() as conn, conn.transaction():
                 result = WriteResult(0, None)
                 if rows:
-                    times = (cast(datetime, r[0]) for r in rows)
+                    times = cast(list[datetime], list(map(itemgetter(0), rows)))
                     await self._partitions.ensure(conn, table, times)
                     result = await self._copy_idempotent(conn, table, columns, rows)
                 await extra(conn)
