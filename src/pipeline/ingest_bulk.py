@@ -233,12 +233,15 @@ class BulkIngestor:
         for (topic, outcome), n in counts.items():
             metrics.RECORDS.labels(topic, outcome).inc(n)
         now_ms = now.timestamp() * 1000
-        latency = {
-            topic: metrics.END_TO_END_LATENCY.labels(_STREAM[topic], "receive")
-            for topic in {topic for topic, _ in counts}
-        }
+        latencies: dict[str, list[float]] = {}
         for record, _ in outcomes:
-            latency[record.topic].observe(max(now_ms - record.timestamp_ms, 0.0) / 1000)
+            latencies.setdefault(record.topic, []).append(
+                max(now_ms - record.timestamp_ms, 0.0) / 1000
+            )
+        for topic, seconds in latencies.items():
+            metrics.observe_many(
+                metrics.END_TO_END_LATENCY.labels(_STREAM[topic], "receive"), seconds
+            )
         for record, reason in skipped:
             metrics.RECORDS.labels(record.topic, "skipped").inc()
             metrics.SKIPPED.labels(record.topic, reason).inc()

@@ -3,12 +3,15 @@ plain computations they stand in for."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import shapely
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram
 
+from pipeline import metrics
 from pipeline.decode import iso_utc, received_at_iso, window
 from pipeline.geo import Fence, GeoIndex
 from pipeline.sinks.partitions import PartitionCache, week_start
@@ -102,3 +105,30 @@ async def test_partition_cache_asks_once_for_each_week_it_has_not_seen(
         expected = sorted({week_start(t) for t in times} - known)
         assert conn.weeks[asked:] == expected
         known.update(expected)
+
+
+@given(st.lists(st.floats(min_value=0, max_value=1e6), max_size=50))
+def test_observe_many_counts_as_observe_for_each_value(amounts: list[float]) -> None:
+    def histogram() -> Histogram:
+        return Histogram(
+            "lat", "", ["stream"], buckets=(0.005, 0.1, 1.0, 30.0), registry=CollectorRegistry()
+        )
+
+    one_by_one, batched = histogram(), histogram()
+    child = one_by_one.labels("gps")
+    for a in amounts:
+        child.observe(a)
+    metrics.observe_many(batched.labels("gps"), amounts)
+
+    def samples(h: Histogram) -> dict[tuple[str, str], float]:
+        return {
+            (s.name, s.labels.get("le", "")): s.value
+            for m in h.collect()
+            for s in m.samples
+            if not s.name.endswith("_created")
+        }
+
+    want, got = samples(one_by_one), samples(batched)
+    assert want.keys() == got.keys()
+    for k, v in want.items():
+        assert math.isclose(got[k], v, rel_tol=1e-9, abs_tol=1e-6), k
