@@ -25,7 +25,15 @@ from pathlib import Path
 import asyncpg
 
 from pipeline import bench_report as report
-from pipeline.bench_scenarios import Env, Plan, Result, gps_flow, scaling_flow, telemetry_flow
+from pipeline.bench_scenarios import (
+    Env,
+    Plan,
+    Result,
+    gps_flow,
+    scaling_flow,
+    telemetry_flow,
+    trials,
+)
 from pipeline.bench_stack import Databases, with_path
 from pipeline.bench_stress import alerts_flow, broker_flow, overload_flow
 from pipeline.devstack import ensure_postgres, ensure_redis
@@ -41,12 +49,14 @@ def plan_for(args: argparse.Namespace) -> Plan:
         return Plan(
             # enough for several batches per bulk process: the rates and CPU
             # shares are taken between the first and the last commit
-            telemetry_messages=20_000, points=4, gps_fixes=20_000, vehicles=60,
+            telemetry_messages=20_000, points=4, gps_fixes=20_000, vehicles=60, trials=1,
             alert_rate=rate, alert_count=max(int(rate * 2), 20),
             overload_factor=10.0, overload_window_s=1.0, timeout_s=120.0,
         )  # fmt: skip
     return Plan(
-        telemetry_messages=100_000, points=4, gps_fixes=120_000, vehicles=300,
+        # three trials of each throughput pair: the machine's speed drifts by
+        # tens of percent from one minute to the next, the median ratio is stable
+        telemetry_messages=100_000, points=4, gps_fixes=120_000, vehicles=300, trials=3,
         # 10 s of alerts per phase: under a longer flood the embedded broker
         # itself stops keeping up (eriop bench --broker shows when)
         alert_rate=rate, alert_count=max(int(rate * 10), 100),
@@ -83,9 +93,9 @@ async def _postgres_version(dsn: str) -> str:
 async def _run(env: Env, plan: Plan) -> Result:
     out: Result = {}
     _say("scenario 1/5: telemetry end to end and its raw COPY")
-    out["telemetry"] = await telemetry_flow(env, plan)
+    out["telemetry"] = await trials(telemetry_flow, env, plan)
     _say("scenario 2/5: GPS end to end and its raw COPY")
-    out["gps"] = await gps_flow(env, plan)
+    out["gps"] = await trials(gps_flow, env, plan)
     tele_msgs = out["telemetry"]["e2e_rows_per_s"] / plan.points
     _say("scenario 3/5: alert latency, alone and beside a telemetry flood")
     out["alerts"] = await alerts_flow(env, plan, flood_rate=tele_msgs)

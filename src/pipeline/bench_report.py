@@ -94,6 +94,13 @@ def _lat(d: Mapping[str, Any]) -> str:
     )
 
 
+def _ratio(d: Mapping[str, Any]) -> str:
+    spread = d.get("ratio_range")
+    if not spread:
+        return f"{d['ratio']:.2f}"
+    return f"{d['ratio']:.2f}  ({d['ratio_of']}; {spread[0]:.2f} to {spread[1]:.2f})"
+
+
 def _cpu(d: Mapping[str, Any]) -> str:
     c = d.get("cpu_cores")
     if not c:
@@ -107,11 +114,11 @@ def rows(r: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
         ("telemetry e2e (points/s)", f"{t['e2e_rows_per_s']:,}"),
         ("telemetry raw COPY (rows/s)", f"{t['copy_rows_per_s']:,}"),
-        ("telemetry e2e / COPY", f"{t['ratio']:.2f}"),
+        ("telemetry e2e / COPY", _ratio(t)),
         ("telemetry CPU cores, worker/broker/postgres/other", _cpu(t)),
         ("GPS e2e (fixes/s)", f"{g['e2e_rows_per_s']:,}"),
         ("GPS raw COPY (rows/s)", f"{g['copy_rows_per_s']:,}"),
-        ("GPS e2e / COPY", f"{g['ratio']:.2f}"),
+        ("GPS e2e / COPY", _ratio(g)),
         ("GPS CPU cores, worker/broker/postgres/other", _cpu(g)),
         ("alert ms p50/p95/p99/max, alone", _lat(a["alone"])),
         ("alert ms p50/p95/p99/max, flood", _lat(flood)),

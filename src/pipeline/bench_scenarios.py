@@ -9,7 +9,7 @@ so it is the pipeline's consume-and-store rate, not the producer's rate.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +47,8 @@ class Plan:
     overload_factor: float
     overload_window_s: float
     timeout_s: float
+    #: end-to-end and raw COPY pairs per throughput scenario
+    trials: int = 1
 
 
 @dataclass
@@ -141,6 +143,26 @@ async def _telemetry_backlog(env: Env, b: Broker, plan: Plan) -> dict[tuple[str,
         plan.telemetry_messages, plan.points, start=start, partitions=env.partitions
     )
     return await load.produce(b.bootstrap, msgs)
+
+
+async def trials(flow: Callable[[Env, Plan], Awaitable[Result]], env: Env, plan: Plan) -> Result:
+    """``flow`` run ``plan.trials`` times, each an end-to-end run and its raw COPY
+    back to back; the trial with the median ratio, with every trial's numbers."""
+    runs = []
+    for i in range(plan.trials):
+        if plan.trials > 1:
+            env.say(f"trial {i + 1} of {plan.trials}")
+        runs.append(await flow(env, plan))
+    median = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
+    if len(runs) == 1:
+        return median
+    keys = ("e2e_rows_per_s", "copy_rows_per_s", "ratio", "cpu_us_per_row")
+    return {
+        **median,
+        "ratio_of": f"median of {len(runs)} trials",
+        "ratio_range": [min(r["ratio"] for r in runs), max(r["ratio"] for r in runs)],
+        "trials": [{k: r.get(k) for k in keys} for r in runs],
+    }
 
 
 async def telemetry_flow(env: Env, plan: Plan) -> Result:
