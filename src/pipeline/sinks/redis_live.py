@@ -20,6 +20,7 @@ from typing import Any, Final, TypeVar, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from pipeline import metrics
@@ -37,6 +38,29 @@ GEO_RESOURCES: Final = "eriop:geo:resources"
 STREAM_MAXLEN: Final = 100_000
 
 T = TypeVar("T")
+
+# A batch's devices (or positions) in one script call: as a pipeline of HSETs,
+# building the commands and parsing the replies cost the client about 20 us of
+# CPU per device, against about 5 this way.
+_TOUCH_DEVICES: Final = """
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'last_seen', ARGV[2 * i - 1], 'device_type', ARGV[2 * i])
+end
+return #KEYS
+"""
+_UPDATE_POSITIONS: Final = """
+local a = 1
+for i = 2, #KEYS do
+  local n = tonumber(ARGV[a + 3])
+  if n > 0 then
+    redis.call('HSET', KEYS[i], unpack(ARGV, a + 4, a + 3 + 2 * n))
+  end
+  redis.call('GEOADD', KEYS[1], ARGV[a + 1], ARGV[a + 2], ARGV[a])
+  a = a + 4 + 2 * n
+end
+return #KEYS - 1
+"""
+_SCRIPT_CHUNK: Final = 5000
 
 
 def resource_key(resource_id: object) -> str:
@@ -61,6 +85,8 @@ class RedisLive:
         self._cooldown = cooldown_s
         self._down_until = 0.0
         self._last_error = ""
+        self._touch: AsyncScript | None = None
+        self._positions: AsyncScript | None = None
 
     async def start(self) -> None:
         self._client = aioredis.from_url(
@@ -71,6 +97,7 @@ class RedisLive:
     async def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
+            self._touch = self._positions = None
             await client.aclose()
 
     @property
@@ -157,19 +184,32 @@ class RedisLive:
         """Hash ``eriop:resource:<id>`` and the geo set, for (id, fields, lon, lat)."""
         if not states:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for rid, fields, lon, lat in states:
-            pipe.hset(resource_key(rid), mapping=cast("Mapping[Any, Any]", fields))
-            pipe.geoadd(GEO_RESOURCES, (lon, lat, rid))
-        await self._call(pipe.execute)
+        if self._positions is None:
+            self._positions = self.client.register_script(_UPDATE_POSITIONS)
+        for at in range(0, len(states), _SCRIPT_CHUNK):
+            chunk = states[at : at + _SCRIPT_CHUNK]
+            args: list[Any] = []
+            for rid, fields, lon, lat in chunk:
+                args += (rid, lon, lat, len(fields))
+                for item in fields.items():
+                    args += item
+            await self._call(
+                self._positions,
+                keys=[GEO_RESOURCES, *(resource_key(rid) for rid, _, _, _ in chunk)],
+                args=args,
+            )
 
     async def touch_devices(self, seen: Mapping[str, tuple[str, str]]) -> None:
         """``eriop:device:<id>`` = {last_seen, device_type} for each device."""
         if not seen:
             return
-        pipe = self.client.pipeline(transaction=False)
-        for device_id, (last_seen, device_type) in seen.items():
-            pipe.hset(
-                device_key(device_id), mapping={"last_seen": last_seen, "device_type": device_type}
+        if self._touch is None:
+            self._touch = self.client.register_script(_TOUCH_DEVICES)
+        ids = list(seen)
+        for at in range(0, len(ids), _SCRIPT_CHUNK):
+            chunk = ids[at : at + _SCRIPT_CHUNK]
+            await self._call(
+                self._touch,
+                keys=[device_key(d) for d in chunk],
+                args=[field for d in chunk for field in seen[d]],
             )
-        await self._call(pipe.execute)
