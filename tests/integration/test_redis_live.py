@@ -1,4 +1,4 @@
-"""Device last-seen in Redis, written by one script call per batch."""
+"""Device last-seen and positions in Redis, each written by one script call per batch."""
 
 from __future__ import annotations
 
