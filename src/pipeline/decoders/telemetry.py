@@ -69,7 +69,7 @@ def decode_telemetry(
         pack, simple = [obj], True
     elif type(obj) is list and obj and set(map(type, obj)) == _ONLY_OBJECTS:
         pack = obj
-        simple = "device_id" in pack[0] or any("device_id" in r for r in pack)
+        simple = any("device_id" in r for r in pack)
         if not simple and not check_senml_pack(pack):
             raise DecodeError("unknown_format", "array uses neither SenML labels nor device_id")
     else:
