@@ -20,8 +20,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from pipeline import devstack
-from pipeline.migrate import create_database, migrate
+from eriop.dev import stack as devstack
+from pipeline.store.migrate import create_database, migrate
 
 # The sample files' helpers live in tests/samples.py; importers of these names from
 # conftest (the integration harness, the decoder properties) keep working.

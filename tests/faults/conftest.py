@@ -29,10 +29,10 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.devstack import Broker, free_port, wait_port
-from pipeline.kafka import ALERT_TOPICS
-from pipeline.traffic import Fleet, dc09_frame
-from pipeline.workerproc import WorkerProcess, worker_env
+from eriop.dev.stack import Broker, free_port, wait_port
+from eriop.traffic import Fleet, dc09_frame
+from eriop.workerproc import WorkerProcess, worker_env
+from pipeline.clients.kafka import ALERT_TOPICS
 from tests.faults.proxy import TcpProxy
 
 # --- sizes -----------------------------------------------------------------------

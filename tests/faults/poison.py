@@ -19,9 +19,9 @@ from functools import reduce
 from operator import xor
 from typing import Any, Final
 
-from pipeline.decoders.dc09_data import cid16_check_digit
-from pipeline.kafka import INBOUND_TOPICS
-from pipeline.traffic import Fleet, dc09_frame
+from eriop.traffic import Fleet, dc09_frame
+from pipeline.clients.kafka import INBOUND_TOPICS
+from pipeline.decoders.alarm.dc09_data import cid16_check_digit
 from tests.faults.conftest import Expect, Msg, Planned
 
 #: the documented test key (docs/formats.md 1.11); the account has a key, so an

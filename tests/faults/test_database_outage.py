@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import psutil
 import pytest
 
-from pipeline.devstack import Broker
+from eriop.dev.stack import Broker
 from tests.faults.conftest import (
     Ledger,
     Sizes,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.devstack import Broker
+from eriop.dev.stack import Broker
 from tests.faults.conftest import (
     Ledger,
     Sizes,

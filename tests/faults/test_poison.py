@@ -29,14 +29,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.decode import parse_timestamp
-from pipeline.devstack import Broker
-from pipeline.dlq import OVERSIZE_COPY_BYTES
+from eriop.dev.stack import Broker
+from eriop.simulate import seed_demo
+from eriop.traffic import Fleet, dc09_frame
+from eriop.workerproc import WorkerProcess
+from pipeline.clients.kafka import INBOUND_TOPICS
+from pipeline.decoders.envelope import parse_timestamp
 from pipeline.errors import ERROR_CODES, MAX_REASON_CHARS
-from pipeline.kafka import INBOUND_TOPICS
-from pipeline.simulate import seed_demo
-from pipeline.traffic import Fleet, dc09_frame
-from pipeline.workerproc import WorkerProcess
+from pipeline.sinks.kafka.dlq import OVERSIZE_COPY_BYTES
 from tests.faults.conftest import (
     Expect,
     Ledger,

@@ -24,9 +24,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.devstack import Broker
-from pipeline.kafka import ALERT_TOPICS, BULK_TOPICS
-from pipeline.workerproc import WorkerProcess
+from eriop.dev.stack import Broker
+from eriop.workerproc import WorkerProcess
+from pipeline.clients.kafka import ALERT_TOPICS, BULK_TOPICS
 from tests.faults.conftest import (
     Ledger,
     Sizes,

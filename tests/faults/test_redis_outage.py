@@ -16,10 +16,10 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from pipeline.decode import parse_timestamp
-from pipeline.devstack import Broker
-from pipeline.simulate import seed_demo
-from pipeline.traffic import Fleet
+from eriop.dev.stack import Broker
+from eriop.simulate import seed_demo
+from eriop.traffic import Fleet
+from pipeline.decoders.envelope import parse_timestamp
 from tests.faults.conftest import (
     Ledger,
     Sizes,

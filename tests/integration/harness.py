@@ -14,10 +14,10 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from pipeline.consumer import to_raw
-from pipeline.decode import parse_timestamp
-from pipeline.runtime import Runtime
+from pipeline.decoders.envelope import parse_timestamp
+from pipeline.runtime.root import Runtime
 from pipeline.settings import Settings
+from pipeline.sources.kafka_batch import to_raw
 from schemas.records import RawRecord
 from tests.conftest import load_fixtures
 

@@ -14,9 +14,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from pipeline.devstack import Broker
-from pipeline.traffic import Message, Traffic
-from pipeline.workerproc import WorkerProcess, worker_env
+from eriop.dev.stack import Broker
+from eriop.traffic import Message, Traffic
+from eriop.workerproc import WorkerProcess, worker_env
 from tests.integration.util import produce, wait_until
 
 pytestmark = pytest.mark.integration
@@ -176,8 +176,8 @@ async def _eq(coro: object, value: int) -> bool:
 async def test_simulated_traffic_of_every_alert_format(
     worker: WorkerProcess, broker: Broker, fresh_db: str
 ) -> None:
-    from pipeline.simulate import seed_demo
-    from pipeline.traffic import Fleet
+    from eriop.simulate import seed_demo
+    from eriop.traffic import Fleet
 
     fleet = Fleet.demo()
     await seed_demo(fresh_db, fleet)

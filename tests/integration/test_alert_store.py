@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from pipeline.db import Database
-from pipeline.sinks.alerts_pg import AlertStore, RecordRejected
+from pipeline.clients.postgres import Database
+from pipeline.sinks.postgres.alerts import AlertStore, RecordRejected
 from schemas.canonical import CanonicalAlert, GeoPoint
 from schemas.intents import Discard, Intent, PatchAlert, SetRedis, StoreAlert
 from schemas.records import RawRecord

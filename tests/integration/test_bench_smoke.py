@@ -17,10 +17,10 @@ from typing import Any
 import psutil
 import pytest
 
-from pipeline import devstack
-from pipeline.bench_report import broker_table
-from pipeline.bench_scenarios import Env
-from pipeline.bench_stress import broker_flow
+from eriop.bench.report import broker_table
+from eriop.bench.scenarios import Env
+from eriop.bench.stress import broker_flow
+from eriop.dev import stack as devstack
 from pipeline.settings import Settings
 from tests.conftest import PG_ADMIN, dsn_for
 
@@ -40,7 +40,7 @@ def test_smoke_mode_writes_sane_results(tmp_path: Path, redis_url: str) -> None:
         "ERIOP_REDIS_URL": redis_url,
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "bench", "--smoke", "--redis-db", "13",
+        [sys.executable, "-m", "eriop.cli", "bench", "--smoke", "--redis-db", "13",
          "--output", str(output)],
         env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip

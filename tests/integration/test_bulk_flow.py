@@ -11,10 +11,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from pipeline.devstack import Broker
-from pipeline.simulate import seed_demo
-from pipeline.traffic import Fleet, Message, Traffic
-from pipeline.workerproc import WorkerProcess, worker_env
+from eriop.dev.stack import Broker
+from eriop.simulate import seed_demo
+from eriop.traffic import Fleet, Message, Traffic
+from eriop.workerproc import WorkerProcess, worker_env
 from tests.integration.util import produce, wait_until
 
 pytestmark = pytest.mark.integration

@@ -15,13 +15,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipeline.devstack import free_port, port_open
+from eriop.dev.stack import free_port, port_open
 from tests.conftest import dsn_for
 
 pytestmark = pytest.mark.integration
 
 
-DEV = [sys.executable, "-m", "pipeline.cli", "dev"]
+DEV = [sys.executable, "-m", "eriop.cli", "dev"]
 
 
 def run_dev(tmp: Path, env: dict[str, str], broker_port: int) -> tuple[str, set[int]]:

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from pipeline.consumer import to_raw
-from pipeline.devstack import Broker, free_port
-from pipeline.dlq import DeadLetterPublisher, build_dead_letter
-from pipeline.dlqtool import run_dlq
-from pipeline.kafka import ensure_topics, make_producer
+from eriop.dev.stack import Broker, free_port
+from eriop.dlq.command import run_dlq
+from pipeline.clients.kafka import ensure_topics, make_producer
 from pipeline.settings import Settings
+from pipeline.sinks.kafka.dlq import DeadLetterPublisher, build_dead_letter
+from pipeline.sources.kafka_batch import to_raw
 from schemas.records import RawRecord
 
 pytestmark = pytest.mark.integration
@@ -188,7 +188,7 @@ async def test_replay_sends_the_original_bytes_key_and_headers_back(
 async def test_the_command_line(broker: Broker, letters: dict[str, list[RawRecord]]) -> None:
     env = {**os.environ, "ERIOP_KAFKA_BOOTSTRAP": broker.bootstrap}
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "pipeline.cli", "dlq", "list", "--samples", "0"],
+        subprocess.run, [sys.executable, "-m", "eriop.cli", "dlq", "list", "--samples", "0"],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -196,7 +196,7 @@ async def test_the_command_line(broker: Broker, letters: dict[str, list[RawRecor
     assert "    alerts.json[" not in done.stdout
     dead = f"127.0.0.1:{free_port()}"
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "pipeline.cli", "dlq", "list"],
+        subprocess.run, [sys.executable, "-m", "eriop.cli", "dlq", "list"],
         env={**env, "ERIOP_KAFKA_BOOTSTRAP": dead}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 2

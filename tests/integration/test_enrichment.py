@@ -14,9 +14,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from pipeline.devstack import Broker
-from pipeline.traffic import Message
-from pipeline.workerproc import WorkerProcess, worker_env
+from eriop.dev.stack import Broker
+from eriop.traffic import Message
+from eriop.workerproc import WorkerProcess, worker_env
 from tests.integration.util import produce, wait_until
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from pipeline.devstack import Broker
-from pipeline.workerproc import WorkerProcess, worker_env
+from eriop.dev.stack import Broker
+from eriop.workerproc import WorkerProcess, worker_env
 from tests.integration.test_bulk_flow import telemetry_messages
 from tests.integration.util import produce, wait_until
 

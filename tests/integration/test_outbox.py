@@ -15,8 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
-from pipeline.devstack import Broker
-from pipeline.ingest_common import next_offsets
+from eriop.dev.stack import Broker
+from pipeline.flows.common import next_offsets
 from pipeline.settings import Settings
 from pipeline.sinks.outbox import OutboxRelay
 from schemas.records import RawRecord

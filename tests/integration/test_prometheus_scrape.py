@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.devstack import Broker, free_port
-from pipeline.traffic import Message, Traffic
-from pipeline.workerproc import WorkerProcess, worker_env
+from eriop.dev.stack import Broker, free_port
+from eriop.traffic import Message, Traffic
+from eriop.workerproc import WorkerProcess, worker_env
 from tests.integration.util import produce, wait_until
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from pipeline.sinks import redis_live
-from pipeline.sinks.redis_live import RedisLive
+from pipeline.sinks.redis.live import RedisLive
 
 
 async def _hashes(url: str, ids: list[str]) -> dict[str, dict[bytes, bytes]]:

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from pipeline import metrics
-from pipeline.db import Database
-from pipeline.retention import RetentionJob, run_retention
+from pipeline.clients.postgres import Database
+from pipeline.store.retention import RetentionJob, run_retention
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from pipeline.db import _init_connection
-from pipeline.decode import parse_timestamp
-from pipeline.devstack import Broker
+from eriop.dev.stack import Broker
+from pipeline.clients.postgres import _init_connection
+from pipeline.decoders.envelope import parse_timestamp
 from tests.integration.harness import (
     FrozenClock,
     SampleFeeder,

@@ -9,7 +9,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from pipeline.migrate import migrate
+from pipeline.store.migrate import migrate
 
 DESIGN = (Path(__file__).parents[2] / "docs" / "database-design.md").read_text("utf-8")
 
@@ -179,8 +179,8 @@ async def test_timeseries_rows_across_partitions(pg: asyncpg.Connection) -> None
 
 async def test_missing_postgis_is_explained() -> None:
     """A server without PostGIS gets one clear error naming the package to install."""
-    from pipeline import migrate as m
     from pipeline.errors import ConfigError
+    from pipeline.store import migrate as m
 
     class NoPostgis:
         async def fetchval(self, query: str) -> int:

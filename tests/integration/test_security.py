@@ -11,11 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from pipeline.devstack import Broker, free_port
-from pipeline.durability import durability_problems
-from pipeline.simulate import seed_demo
-from pipeline.traffic import Fleet, Traffic
-from pipeline.workerproc import WorkerProcess, worker_env
+from eriop.dev.stack import Broker, free_port
+from eriop.simulate import seed_demo
+from eriop.traffic import Fleet, Traffic
+from eriop.workerproc import WorkerProcess, worker_env
+from pipeline.store.durability import durability_problems
 from tests.integration.util import produce, wait_until
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from pipeline.sinks.redis_live import CH_ALERTS, STREAM_ALERTS
-from pipeline.watch import Watcher
-from pipeline.watchview import View
+from eriop.watch.command import Watcher
+from eriop.watch.view import View
+from pipeline.sinks.redis.live import CH_ALERTS, STREAM_ALERTS
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def watch_env(redis_url: str) -> dict[str, str]:
 
 async def run_once(redis_url: str, *args: str) -> str:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pipeline.cli", "watch", "--once", *args,
+        sys.executable, "-m", "eriop.cli", "watch", "--once", *args,
         env=watch_env(redis_url), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -123,7 +123,7 @@ async def _line(stream: asyncio.StreamReader, timeout: float = 30) -> str:
 async def test_live_alerts_appear_exactly_once(client: aioredis.Redis, redis_url: str) -> None:
     await add(client, alert("before start", 3))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "pipeline.cli", "watch", "--catch-up", "3",
+        sys.executable, "-m", "eriop.cli", "watch", "--catch-up", "3",
         env=watch_env(redis_url), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert proc.stdout is not None

@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipeline.devstack import Broker, free_port
-from pipeline.workerproc import WorkerProcess, worker_env
+from eriop.dev.stack import Broker, free_port
+from eriop.workerproc import WorkerProcess, worker_env
 
 pytestmark = pytest.mark.integration
 

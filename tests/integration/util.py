@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiokafka import AIOKafkaProducer
 
-from pipeline.traffic import Message
+from eriop.traffic import Message
 
 
 async def wait_until(

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from pipeline.decode import NS_DEVICE
-from pipeline.decoders.alarm import decode_alarm
-from pipeline.decoders.dc09 import crc16_arc
-from pipeline.decoders.dc09_data import cid16_check_digit
+from pipeline.decoders.alarm.dc09 import crc16_arc
+from pipeline.decoders.alarm.dc09_data import cid16_check_digit
+from pipeline.decoders.alarm.decoder import decode_alarm
+from pipeline.decoders.envelope import NS_DEVICE
 from pipeline.errors import InputError
 from pipeline.settings import AlarmSettings
 from schemas.canonical import CanonicalAlert, TelemetryRow

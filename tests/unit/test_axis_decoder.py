@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from pipeline.decoders.axis import (
+from pipeline.decoders.axis.decoder import (
     AxisEdgeTracker,
     AxisEvent,
     AxisStateStore,
@@ -19,7 +19,7 @@ from pipeline.decoders.axis import (
     device_ms,
     parse_axis,
 )
-from pipeline.decoders.axis_mapping import strip_topic
+from pipeline.decoders.axis.mapping import strip_topic
 from pipeline.errors import InputError
 from pipeline.settings import AxisInput, AxisSettings
 from schemas.canonical import CanonicalAlert, GeoPoint

@@ -8,9 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline import bench_report
-from pipeline.bench import plan_for
-from pipeline.bench_scenarios import Env, Plan, trials
+from eriop.bench import report as bench_report
+from eriop.bench.command import plan_for
+from eriop.bench.scenarios import Env, Plan, trials
 from pipeline.settings import Settings
 
 

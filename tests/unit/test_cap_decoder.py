@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from shapely.geometry import Point, Polygon
 
-from pipeline.decoders.cap import cap_severity, decode_cap
+from pipeline.decoders.cap.decoder import cap_severity, decode_cap
 from pipeline.errors import InputError
 from pipeline.settings import CapSettings
 from schemas.canonical import CanonicalAlert

@@ -406,7 +406,7 @@ def test_dockerfile_builds_the_project_as_non_root() -> None:
     assert froms
     assert all(image == "python:3.11-slim" for image in froms)
     copies = " ".join(rest for keyword, rest in instructions if keyword == "COPY")
-    for path in ("pyproject.toml", "README.md", "src/"):
+    for path in ("pyproject.toml", "README.md", "pipeline/", "agents/", "schemas/", "eriop/"):
         assert path in copies
         assert (REPO / path).exists()
     assert any(keyword == "RUN" and "pip install" in rest for keyword, rest in instructions)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from pipeline.decoders.dc09 import (
+from pipeline.decoders.alarm.dc09 import (
     crc16_arc,
     decrypt_rest,
     frame_stamp,
@@ -19,7 +19,7 @@ from pipeline.decoders.dc09 import (
     split_rest,
     strip_frame,
 )
-from pipeline.decoders.dc09_data import (
+from pipeline.decoders.alarm.dc09_data import (
     cid16_check_digit,
     cid16_checksum_ok,
     is_cid16,

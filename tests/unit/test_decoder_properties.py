@@ -14,12 +14,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.decoders.alarm import decode_alarm
+from pipeline.decoders.alarm.decoder import decode_alarm
 from pipeline.decoders.alert_json import decode_alert_json
-from pipeline.decoders.axis import AxisEdgeTracker, DeviceInfo, parse_axis
-from pipeline.decoders.cap import decode_cap
-from pipeline.decoders.gps import decode_gps
-from pipeline.decoders.telemetry import decode_telemetry
+from pipeline.decoders.axis.decoder import AxisEdgeTracker, DeviceInfo, parse_axis
+from pipeline.decoders.cap.decoder import decode_cap
+from pipeline.decoders.gps.decoder import decode_gps
+from pipeline.decoders.telemetry.decoder import decode_telemetry
 from pipeline.errors import ERROR_CODES, InputError
 from pipeline.settings import (
     AlarmSettings,

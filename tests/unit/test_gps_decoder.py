@@ -11,11 +11,11 @@ from uuid import UUID
 
 import pytest
 
-from pipeline.decode import iso_utc
-from pipeline.decoders.gps import decode_gps
+from pipeline.decoders.envelope import iso_utc
+from pipeline.decoders.gps.decoder import decode_gps
 from pipeline.errors import InputError
-from pipeline.plausibility import AcceptedFix, PlausibilityTracker, ResourceInfo, resolve_ref
 from pipeline.settings import GpsSettings
+from pipeline.stages.plausibility import AcceptedFix, PlausibilityTracker, ResourceInfo, resolve_ref
 from schemas.canonical import LocationFix
 from schemas.intents import Discard
 from schemas.records import RawRecord

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram
 
 from pipeline import metrics
-from pipeline.decode import iso_utc, received_at_iso, window
-from pipeline.geo import Fence, GeoIndex
-from pipeline.sinks.partitions import PartitionCache, week_start
+from pipeline.decoders.envelope import iso_utc, received_at_iso, window
+from pipeline.sinks.postgres.partitions import PartitionCache, week_start
+from pipeline.stages.geo_index import Fence, GeoIndex
 
 # Kafka timestamps from 1970 to 2100, including the -1 of a record without one
 _MS = st.integers(min_value=-1, max_value=4_102_444_800_000)

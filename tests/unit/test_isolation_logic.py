@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pytest
 
 from pipeline.errors import DatabaseUnavailable
-from pipeline.ingest_common import isolating
+from pipeline.flows.common import isolating
 from schemas.records import RawRecord
 
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from pipeline.live_state import LiveState
-from pipeline.sinks.redis_live import RedisLive
+from pipeline.sinks.redis.live import RedisLive
+from pipeline.sinks.redis.live_state import LiveState
 
 
 class _Recorder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.metrics_merge import merge_exposition, metric_sum
+from pipeline.runtime.metrics_merge import merge_exposition, metric_sum
 
 
 def _page(consumed: dict[str, int], up: float, lag: float | None, latencies: list[float]) -> str:

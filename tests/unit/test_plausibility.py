@@ -11,7 +11,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from pipeline.errors import InputError
-from pipeline.plausibility import (
+from pipeline.settings import GpsSettings
+from pipeline.stages.plausibility import (
     AcceptedFix,
     PlausibilityTracker,
     ResourceInfo,
@@ -19,7 +20,6 @@ from pipeline.plausibility import (
     implied_speed,
     resolve_ref,
 )
-from pipeline.settings import GpsSettings
 from schemas.canonical import LocationFix
 from schemas.intents import StoreLocations
 

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.decode import iso_utc, parse_json
 from pipeline.decoders import json_fast
-from pipeline.decoders.telemetry import decode_telemetry
+from pipeline.decoders.envelope import iso_utc, parse_json
+from pipeline.decoders.telemetry.decoder import decode_telemetry
 from pipeline.errors import InputError
 from pipeline.settings import TelemetrySettings
 from schemas.canonical import TelemetryRow

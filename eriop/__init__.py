@@ -1,0 +1,1 @@
+"""The ``eriop`` command line and its tools: bench, dev stack, simulator, watch, dlq."""

@@ -1,0 +1,1 @@
+"""``eriop dev``: embedded broker, PostgreSQL, Redis, worker and simulated devices."""

@@ -1,0 +1,1 @@
+"""``eriop watch``: the dispatcher's view of alerts as they are stored."""

@@ -1,0 +1,1 @@
+"""Connections to the services (Kafka, PostgreSQL); their errors are translated here."""

@@ -1,0 +1,1 @@
+"""Alarm receiver messages: SIA DC-09 framing, SIA DCS and Contact ID data, alarm codes."""

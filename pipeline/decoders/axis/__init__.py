@@ -1,0 +1,1 @@
+"""Axis device events as the MQTT bridge forwards them."""

@@ -1,0 +1,1 @@
+"""GPS fixes: JSON and NMEA sentences."""

@@ -1,0 +1,1 @@
+"""Sensor telemetry: the simple format and SenML."""

@@ -1,0 +1,1 @@
+"""One flow per stream: decode, stage, store; retry, bisection, dead letters, accounting."""

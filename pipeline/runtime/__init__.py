@@ -1,0 +1,1 @@
+"""Composition root, process supervision, the HTTP server for metrics and health."""

@@ -1,0 +1,272 @@
+"""Composition root: builds the running graph from settings.
+
+Everything that owns a connection is created here, started in dependency
+order, and closed in reverse with a bounded budget. The Faust app (agents/)
+only feeds records into :attr:`Runtime.alerts`; the bulk consumer is owned here,
+or, in the worker, the child processes that run it (:mod:`pipeline.runtime.bulk`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from aiokafka.errors import KafkaError, UnknownError
+from prometheus_client import generate_latest
+
+from pipeline import __version__, metrics
+from pipeline.clients.kafka import BULK_TOPICS, ensure_topics, make_consumer, make_producer
+from pipeline.clients.postgres import Database
+from pipeline.decoders.axis.decoder import AxisEdgeTracker
+from pipeline.errors import BrokerUnavailable, ConfigError, EriopError
+from pipeline.flows.alerts import AlertIngestor, Clock, utc_now
+from pipeline.flows.bulk import BulkIngestor
+from pipeline.runtime.bulk import BulkChild
+from pipeline.runtime.metrics_merge import merge_exposition
+from pipeline.settings import Settings
+from pipeline.sinks.kafka.dlq import DeadLetterPublisher
+from pipeline.sinks.outbox import OutboxRelay
+from pipeline.sinks.postgres.alerts import AlertStore
+from pipeline.sinks.postgres.timeseries import TimeseriesStore
+from pipeline.sinks.redis.axis_state import BufferedAxisState, PgDeviceDirectory
+from pipeline.sinks.redis.live import RedisLive
+from pipeline.sinks.redis.live_state import LiveState
+from pipeline.sources.kafka_batch import BatchConsumer
+from pipeline.stages.geo_index import GeoIndex
+from pipeline.stages.geofence import GeofenceTracker
+from pipeline.stages.resolve import LiveLastFixLoader, ResourceResolver
+from pipeline.store.durability import check_database
+from pipeline.store.retention import RetentionJob
+
+log = logging.getLogger(__name__)
+
+#: Young-generation collections run per this many container allocations (the
+#: interpreter's default is 700). A telemetry batch allocates a few hundred
+#: thousand short-lived dicts and tuples that reference counting frees; at the
+#: default, the collector ran hundreds of times per batch and walked the batch
+#: in hand each time, about a third of the decode time.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def settle_gc() -> None:
+    """Once started: what was built until now (modules, clients, caches) is left
+    out of every later collection, and young collections run less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)
+
+
+async def wait_for(
+    what: str,
+    attempt: Callable[[], Awaitable[Any]],
+    *,
+    deadline_s: float | None,
+    say: Callable[[str], None],
+) -> Any:
+    """Retry a start-up step with backoff, saying plainly what is awaited."""
+    delay = 0.5
+    started = time.monotonic()
+    while True:
+        try:
+            return await attempt()
+        except ConfigError:
+            raise  # waiting does not fix a wrong setting
+        except EriopError as exc:
+            waited = time.monotonic() - started
+            if deadline_s is not None and waited >= deadline_s:
+                raise
+            say(f"waiting for {what}: {exc.reason} (retrying in {delay:.0f}s)")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+#: ``all``: both paths in this process; ``alerts``: the alert path, with the
+#: volume path in supervised child processes; ``bulk``: one of those children
+Role = Literal["all", "alerts", "bulk"]
+
+
+class Runtime:
+    def __init__(self, settings: Settings, *, clock: Clock = utc_now, role: Role = "all") -> None:
+        self.settings = settings
+        self.role = role
+        s = settings
+        self.db = Database(s.database_url.get_secret_value())
+        self.redis = RedisLive(s.redis_url.get_secret_value())
+        self.producer = make_producer(s)
+        self.geo = GeoIndex(self.db, refresh_s=s.geo_refresh_s)
+        self.retention = RetentionJob(self.db, interval_s=s.retention_interval_s)
+        self.dlq = DeadLetterPublisher(self.producer)
+        self.relay = OutboxRelay(self.db, self.redis, self.producer)
+        self.alert_store = AlertStore(self.db, s.kafka.alerts_group)
+        self.axis_state = BufferedAxisState(self.redis)
+        self.alerts = AlertIngestor(
+            s,
+            store=self.alert_store,
+            dlq=self.dlq,
+            live=self.redis,
+            relay=self.relay,
+            axis=AxisEdgeTracker(
+                self.axis_state, PgDeviceDirectory(self.db, s.axis.resource_cache_s), s.axis
+            ),
+            axis_state=self.axis_state,
+            geo=self.geo,
+            clock=clock,
+        )
+        self.ts_store = TimeseriesStore(self.db, s.kafka.bulk_group)
+        self.live = LiveState(self.redis, interval_s=s.gps.publish_interval_s)
+        self.bulk = BulkIngestor(
+            s,
+            store=self.ts_store,
+            dlq=self.dlq,
+            resolver=ResourceResolver(self.db),
+            last_fixes=LiveLastFixLoader(self.db, self.redis),
+            live=self.live,
+            geofences=GeofenceTracker(self.geo, self.redis),
+            clock=clock,
+        )
+        self.bulk_consumer: BatchConsumer | None = None
+        self.bulk_children: list[BulkChild] = []
+        if role == "alerts":
+            count = s.bulk.process_count(s.kafka.partitions)
+            self.bulk_children = [BulkChild(i) for i in range(count)]
+        else:
+            self.bulk_consumer = BatchConsumer(
+                # a batch may wait linger_ms to fill anyway; polling an idle
+                # broker more often than that only burns CPU on both sides
+                make_consumer(
+                    s,
+                    s.kafka.bulk_group,
+                    fetch_max_wait_ms=max(s.effective_fetch_wait_ms, s.batch.linger_ms),
+                ),
+                BULK_TOPICS,
+                self.bulk.handle,
+                self.ts_store.load_offsets,
+                max_records=s.batch.telemetry_max_records,
+                linger_ms=s.batch.linger_ms,
+            )
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = False
+
+    async def connect(self, *, deadline_s: float | None, say: Callable[[str], None]) -> None:
+        """Reach every dependency, retrying with a clear message while one is down."""
+        s = self.settings
+        await wait_for("Kafka", lambda: ensure_topics(s), deadline_s=deadline_s, say=say)
+        await wait_for("PostgreSQL", self.db.start, deadline_s=deadline_s, say=say)
+        async with self.db.connection() as conn:
+            await check_database(conn, allow_unsafe=s.allow_unsafe_database)
+        await wait_for("Redis", self.redis.start, deadline_s=deadline_s, say=say)
+        await wait_for("Kafka producer", self._start_producer, deadline_s=deadline_s, say=say)
+
+    async def _start_producer(self) -> None:
+        try:
+            await self.producer.start()
+        except UnknownError as exc:
+            if self.settings.kafka.idempotence:
+                raise ConfigError(
+                    "the broker refused an idempotent producer (InitProducerId failed); the "
+                    "embedded development broker does not support it: set "
+                    "ERIOP_KAFKA__IDEMPOTENCE=false there (keep it on for Apache Kafka)"
+                ) from exc
+            raise BrokerUnavailable(f"producer cannot connect: {exc}") from exc
+        except (KafkaError, OSError) as exc:
+            raise BrokerUnavailable(f"producer cannot connect: {exc}") from exc
+
+    async def start(self) -> None:
+        """Start background work; call after :meth:`connect`."""
+        metrics.BUILD_INFO.info({"version": __version__})
+        await self.geo.refresh(force=True)
+        self._tasks = [
+            asyncio.create_task(self._maintenance(), name="maintenance"),
+            asyncio.create_task(self._refresh_geofences(), name="geofences"),
+        ]
+        # every stream's pause gauge exists from the start, in the process that runs it
+        if self.role != "bulk":
+            metrics.CONSUMER_PAUSED.labels("alerts").set(0)
+        if self.bulk_consumer is not None:
+            metrics.CONSUMER_PAUSED.labels("bulk").set(0)
+        if self.role != "bulk":
+            await self.relay.drain_safely()
+            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+        if self.bulk_consumer is not None:
+            self._tasks.append(asyncio.create_task(self.live.run(), name="live-state"))
+            await self.bulk_consumer.start()
+        for child in self.bulk_children:
+            await child.start()
+        if self.role != "bulk":
+            await self.retention.start()
+        self.started = True
+        metrics.WORKER_UP.set(1)
+
+    async def _refresh_geofences(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.geo_refresh_s)
+            await self.geo.refresh()
+
+    async def _maintenance(self) -> None:
+        """Dependency gauges, refreshed even when nobody asks for /health."""
+        while True:
+            await asyncio.sleep(30)
+            await self.health()
+
+    async def close(self, timeout: float = 15.0) -> None:
+        """Bounded graceful shutdown: stop consuming, flush, then disconnect."""
+        metrics.WORKER_UP.set(0)
+        self.alerts.retrier.stopping = True
+        self.bulk.retrier.stopping = True
+        budget = max(timeout - 2, 1)
+        if self.bulk_consumer is not None:
+            await self.bulk_consumer.stop(budget / 2)
+        await asyncio.gather(*(c.stop(budget / 2) for c in self.bulk_children))
+        await self.relay.stop()
+        await self.live.stop()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.retention.close()
+        if self.role != "bulk":
+            try:
+                await asyncio.wait_for(self.relay.drain_safely(), budget / 4)
+            except TimeoutError:
+                log.warning("outbox not fully drained at shutdown; it resumes at next start")
+        await self.producer.stop()
+        await self.redis.close()
+        await self.db.close(budget / 4)
+
+    async def health(self) -> dict[str, Any]:
+        db = await self.db.health()
+        redis = await self.redis.health()
+        kafka = await self._kafka_health()
+        for name, rep in (("postgres", db), ("redis", redis), ("kafka", kafka)):
+            metrics.DEPENDENCY_UP.labels(name).set(1 if rep["ok"] else 0)
+        deps = {"postgres": db, "redis": redis, "kafka": kafka}
+        ok = db["ok"] and kafka["ok"] and self.started
+        if self.bulk_children:
+            reports = await asyncio.gather(*(c.health() for c in self.bulk_children))
+            bulk_ok = all(r["ok"] for r in reports)
+            deps["bulk_processes"] = {"ok": bulk_ok, "processes": list(reports)}
+            ok = ok and bulk_ok
+        return {
+            "status": "ok" if ok and redis["ok"] else ("degraded" if ok else "unhealthy"),
+            "ok": ok,
+            "dependencies": deps,
+        }
+
+    async def metrics_page(self) -> bytes:
+        """This process's metrics, merged with those of its bulk processes."""
+        own = generate_latest(metrics.REGISTRY)
+        if not self.bulk_children:
+            return own
+        pages = await asyncio.gather(*(c.metrics_page() for c in self.bulk_children))
+        return merge_exposition([own.decode(), *pages])
+
+    async def _kafka_health(self) -> dict[str, Any]:
+        try:
+            client = self.producer.client
+            ready = await asyncio.wait_for(client.ready(client.get_random_node()), 5)
+            return {"ok": bool(ready)}
+        except Exception as exc:
+            return {"ok": False, "error": str(exc)[:200]}

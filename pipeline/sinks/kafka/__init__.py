@@ -1,0 +1,1 @@
+"""Kafka outputs: the dead-letter topic."""

@@ -1,0 +1,1 @@
+"""PostgreSQL outputs: alerts, time-series rows and the consumed offsets stored with them."""

@@ -1,0 +1,1 @@
+"""Redis outputs: live state, pub/sub channels and the alert stream."""

@@ -1,0 +1,1 @@
+"""Where records come in: the Kafka batch consumer and the devices' front doors."""

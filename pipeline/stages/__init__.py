@@ -1,0 +1,1 @@
+"""Steps between decoding and storing: enrich, geofence, plausibility, resolve, Axis edges."""
