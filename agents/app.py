@@ -1,4 +1,4 @@
-"""The Faust app: alert agents, the runtime as a service, metrics and health pages.
+"""The Faust app: the alert agent, with the runtime as a service.
 
 Alert topics are consumed by one Faust agent (low volume; Faust gives the
 group, rebalancing and timers). Each batch it takes is handed to
@@ -10,39 +10,35 @@ kept in PostgreSQL with the rows, and every assignment seeks to them.
 from __future__ import annotations
 
 import logging
-import ssl
 from typing import Any
 
 import faust
-from faust.web import Request, Response, View
 from mode import Service
-from prometheus_client import CONTENT_TYPE_LATEST
 
 from agents.transport import App
 from pipeline import metrics
-from pipeline.clients.kafka import ALERT_TOPICS
+from pipeline.clients.kafka import ALERT_TOPICS, client_options
 from pipeline.runtime.root import Runtime
 from pipeline.settings import Settings
+from pipeline.sources.positions import seek_to_stored
 from schemas.records import RawRecord
 
 log = logging.getLogger(__name__)
 
 
 def _credentials(settings: Settings) -> Any:
-    k = settings.kafka
-    if k.security_protocol == "PLAINTEXT":
+    """Faust's form of the security options :func:`client_options` builds."""
+    opts = client_options(settings.kafka)
+    if opts["security_protocol"] == "PLAINTEXT":
         return None
-    ctx = None
-    if k.security_protocol in ("SSL", "SASL_SSL"):
-        ctx = ssl.create_default_context(cafile=k.ssl_cafile)
-        if k.ssl_certfile:
-            ctx.load_cert_chain(k.ssl_certfile, k.ssl_keyfile)
-    if k.security_protocol.startswith("SASL"):
-        password = k.sasl_password.get_secret_value() if k.sasl_password else ""
+    ctx = opts.get("ssl_context")
+    if "sasl_mechanism" in opts:
         return faust.SASLCredentials(
-            username=k.sasl_username, password=password, ssl_context=ctx,
-            mechanism=k.sasl_mechanism or "PLAIN",
-        )  # fmt: skip
+            username=opts["sasl_plain_username"],
+            password=opts.get("sasl_plain_password", ""),
+            ssl_context=ctx,
+            mechanism=opts["sasl_mechanism"],
+        )
     return faust.SSLCredentials(ctx)
 
 
@@ -67,10 +63,8 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=_credentials(settings),
         store="memory://",
-        web_enabled=True,
-        web_port=settings.metrics_port,
-        web_bind="0.0.0.0",  # noqa: S104 - scraped by Prometheus from other hosts
-        web_in_thread=False,
+        # /metrics and /health are served by the runtime's own server
+        web_enabled=False,
         topic_partitions=settings.kafka.partitions,
         topic_replication_factor=settings.kafka.replication_factor,
         producer_acks=-1,
@@ -105,28 +99,15 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
             metrics.BATCH_SIZE.labels("alerts").observe(len(records))
             await runtime.alerts.handle(records)
 
-    async def seek_to_stored(app_: faust.App, assigned: set[Any], **_: Any) -> None:
+    async def revoked(app_: faust.App, revoked: set[Any], **_: Any) -> None:
+        runtime.alert_assignment.revoked()
+
+    async def assigned(app_: faust.App, assigned: set[Any], **_: Any) -> None:
         mine = [tp for tp in assigned if tp.topic in ALERT_TOPICS]
-        if not mine:
-            return
-        stored = await runtime.alert_store.load_offsets(sorted({tp.topic for tp in mine}))
-        for tp in mine:
-            pos = stored.get((tp.topic, tp.partition))
-            if pos is not None:
-                await app_.consumer.seek(tp, pos)
+        await seek_to_stored(mine, runtime.alert_store.load_offsets, app_.consumer.seek)
+        runtime.alert_assignment.assigned(len(mine))
 
-    app.on_partitions_assigned.connect(seek_to_stored)  # type: ignore[arg-type]
-
-    @app.page("/metrics")
-    async def metrics_page(view: View, request: Request) -> Response:
-        # the exposition format's type without its charset parameter, which aiohttp
-        # sets separately (UTF-8 is the default of text/plain for Prometheus)
-        content_type = CONTENT_TYPE_LATEST.split(";")[0] + "; version=0.0.4"
-        return view.bytes(await runtime.metrics_page(), content_type=content_type)
-
-    @app.page("/health")
-    async def health_page(view: View, request: Request) -> Response:
-        report = await runtime.health()
-        return view.json(report, status=200 if report["ok"] else 503)
+    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
 
     return app

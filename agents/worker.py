@@ -34,13 +34,6 @@ class _BoundedWorker(faust.Worker):
         timer.daemon = True
         timer.start()
 
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        # Faust's start-up spinner lowers the root logger to DEBUG so it can spin
-        # on every record; every aiokafka debug line would then be built and
-        # dropped on each fetch, costing the alert path CPU all day.
-        self.spinner = None
-        super().on_setup_root_logger(logger, level)
-
     def _on_sigterm(self) -> None:
         self._arm()
         super()._on_sigterm()
@@ -50,7 +43,7 @@ class _BoundedWorker(faust.Worker):
         super()._on_sigint()
 
 
-def run(settings: Settings, *, wait_s: float | None = None, loglevel: str = "info") -> int:
+def run(settings: Settings, *, wait_s: float | None = None) -> int:
     def say(msg: str) -> None:
         print(f"eriop worker: {msg}", file=sys.stderr, flush=True)
 
@@ -59,14 +52,18 @@ def run(settings: Settings, *, wait_s: float | None = None, loglevel: str = "inf
 
     async def build() -> Runtime:
         # aiokafka clients bind to the running loop when they are created
-        return Runtime(settings, role="alerts" if settings.bulk.process else "all")
+        return Runtime(
+            settings,
+            role="alerts" if settings.bulk.process else "all",
+            status=(settings.metrics_host, settings.metrics_port),
+        )
 
     runtime = loop.run_until_complete(build())
     try:
         loop.run_until_complete(runtime.connect(deadline_s=wait_s, say=say))
     except EriopError as exc:
         say(f"cannot start: {exc.reason}")
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     say(
@@ -75,7 +72,17 @@ def run(settings: Settings, *, wait_s: float | None = None, loglevel: str = "inf
     )
     app = create_app(settings, runtime)
     settle_gc()
-    worker = _BoundedWorker(app, loglevel=loglevel, loop=loop, quiet=True, redirect_stdouts=False)
+    # logging is set up once for every process (pipeline.runtime.logs), not by Faust;
+    # without its spinner, Faust never lowers the root logger to DEBUG either
+    worker = _BoundedWorker(
+        app,
+        loglevel=settings.log_level,
+        loop=loop,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+    worker.spinner = None
     worker.shutdown_budget_s = settings.shutdown_timeout_s + 10
     try:
         worker.execute_from_commandline()

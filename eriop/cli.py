@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError as PydanticValidationError
+
 from pipeline import __version__
-from pipeline.errors import EriopError
+from pipeline.errors import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    EriopError,
+)
+from pipeline.runtime.logs import LEVELS
+from pipeline.runtime.logs import configure as configure_logging
 from pipeline.settings import Settings
 
 
@@ -41,18 +50,14 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(go())
     except EriopError as exc:
         _say(f"eriop migrate: {exc.reason}")
-        return 2
-    return 0
+        return exc.exit_code
+    return EXIT_OK
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    if args.role == "bulk":
-        from pipeline.runtime.bulk import run_bulk
-
-        return run_bulk(settings)
     from agents.worker import run
 
-    return run(settings, wait_s=args.wait, loglevel=args.loglevel)
+    return run(settings, wait_s=args.wait)
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -85,6 +90,84 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return int(run_bench(settings, args))
 
 
+def cmd_mqtt_bridge(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.runtime.front_door import serve_front_door
+    from pipeline.sources.mqtt.service import BridgeService
+
+    port = args.metrics_port or settings.mqtt.metrics_port
+
+    async def go() -> int:  # the Kafka producer must be made inside the event loop
+        service = BridgeService(settings)
+        return await serve_front_door(
+            service,
+            host=settings.metrics_host,
+            port=port,
+            shutdown_timeout_s=settings.shutdown_timeout_s,
+        )
+
+    return asyncio.run(go())
+
+
+def cmd_cap_poller(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.runtime.front_door import serve_front_door
+    from pipeline.sources.cap_feed.service import PollerService
+
+    port = args.metrics_port or settings.cap_feeds.metrics_port
+
+    async def go() -> int:  # the Kafka producer must be made inside the event loop
+        service = PollerService(settings)
+        return await serve_front_door(
+            service,
+            host=settings.metrics_host,
+            port=port,
+            shutdown_timeout_s=settings.shutdown_timeout_s,
+        )
+
+    return asyncio.run(go())
+
+
+def cmd_dc09_receiver(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.runtime.front_door import serve_front_door
+    from pipeline.sources.dc09.service import DC09Service
+
+    if args.port is not None:
+        receiver = settings.receiver.model_copy(update={"port": args.port})
+        settings = settings.model_copy(update={"receiver": receiver})
+    port = args.metrics_port or settings.receiver.metrics_port
+
+    async def go() -> int:
+        service = DC09Service(settings)
+        return await serve_front_door(
+            service, port=port, shutdown_timeout_s=settings.shutdown_timeout_s
+        )
+
+    return asyncio.run(go())
+
+
+def cmd_decode(args: argparse.Namespace, settings: Settings) -> int:
+    from eriop.decode.command import run_decode
+
+    return run_decode(settings, args)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from eriop.status import run_status
+
+    return run_status(settings, args)
+
+
+EXIT_CODES = f"""\
+exit codes (docs/operations.md, "Exit codes"):
+  {EXIT_OK:<3} success
+  {EXIT_FAILURE:<3} the command ran and failed (a message that would be dead-lettered,
+      a failed benchmark, an unexpected error)
+  {EXIT_USAGE:<3} usage error: wrong arguments or an unreadable input file
+  {EXIT_UNAVAILABLE:<3} a dependency (Kafka, PostgreSQL, Redis, a worker's status page) is
+      unreachable
+  {EXIT_CONFIG:<3} invalid configuration (ERIOP_* variables, settings files)
+  130 interrupted (Ctrl-C)"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="eriop",
@@ -93,9 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
             "PostgreSQL and Redis. Configuration comes from ERIOP_* environment variables "
             "(see README)."
         ),
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"eriop {__version__}")
-    p.add_argument("--log-level", default=os.environ.get("ERIOP_LOG_LEVEL", "info"))
+    p.add_argument(
+        "--log-level", choices=LEVELS, default=None,
+        help="log level of every process (default: ERIOP_LOG_LEVEL, else info)",
+    )  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     m = sub.add_parser("migrate", help="create or upgrade the database schema (idempotent)")
@@ -107,9 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--wait", type=float, default=None, metavar="SECONDS",
         help="give up if dependencies are unreachable this long (default: keep retrying)",
     )  # fmt: skip
-    w.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
-    # the worker starts its own telemetry/GPS process with --role bulk
-    w.add_argument("--role", choices=["worker", "bulk"], default="worker", help=argparse.SUPPRESS)
     w.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("simulate", help="produce realistic device traffic to Kafka")
@@ -119,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--devices", type=int, default=50, help="simulated telemetry devices")
     s.add_argument("--seed-resources", action="store_true", help="insert the demo fleet first")
     s.add_argument("--bad-ratio", type=float, default=0.0, help="share of malformed messages")
+    s.add_argument("--dc09", default=None, metavar="HOST:PORT",
+                   help="send alarm frames to this DC-09 receiver (TCP), not Kafka")  # fmt: skip
+    s.add_argument("--mqtt", default=None, metavar="HOST:PORT",
+                   help="publish Axis events to this MQTT broker (for eriop mqtt-bridge) "
+                        "instead of producing them to Kafka")  # fmt: skip
     s.set_defaults(func=cmd_simulate)
 
     d = sub.add_parser(
@@ -172,22 +262,95 @@ def build_parser() -> argparse.ArgumentParser:
                         "telemetry is produced with no worker consuming it")  # fmt: skip
     b.add_argument("--broker-rate", type=float, default=6000.0,
                    help="telemetry messages/s for --broker (default 6000)")  # fmt: skip
+    b.add_argument(
+        "--receiver",
+        action="store_true",
+        help="only the DC-09 receiver: many TCP panels, ACK latency (not in --smoke)",
+    )
+    b.add_argument(
+        "--panels",
+        type=int,
+        default=1000,
+        help="concurrent TCP panels for --receiver (default 1000)",
+    )
+    b.add_argument(
+        "--receiver-rate",
+        type=float,
+        default=500.0,
+        help="frames/s in total for --receiver (default 500)",
+    )
+    b.add_argument(
+        "--receiver-seconds",
+        type=float,
+        default=30.0,
+        help="how long --receiver sends (default 30)",
+    )
     b.set_defaults(func=cmd_bench)
+    mb = sub.add_parser(
+        "mqtt-bridge", help="forward Axis MQTT events to alerts.axis (PUBACK after Kafka ack)",
+        description=(
+            "Subscribe to ERIOP_MQTT__TOPICS on the MQTT broker (QoS 1, persistent session) and "
+            "produce each message to alerts.axis, keyed by its MQTT topic. A message is "
+            "acknowledged to the broker only after Kafka acknowledged it."
+        ),
+    )  # fmt: skip
+    mb.add_argument("--metrics-port", type=int, default=None,
+                    help="status port (default ERIOP_MQTT__METRICS_PORT, 9109)")  # fmt: skip
+    mb.set_defaults(func=cmd_mqtt_bridge)
+
+    cp = sub.add_parser(
+        "cap-poller", help="poll CAP feeds (Atom/RSS/document) into alerts.cap",
+        description=(
+            "Poll each source of ERIOP_CAP_FEEDS__SOURCES (conditional GET, backoff) and produce "
+            "every new CAP document, unchanged, to alerts.cap keyed by its sender. What was "
+            "already sent is kept in PostgreSQL."
+        ),
+    )  # fmt: skip
+    cp.add_argument("--metrics-port", type=int, default=None,
+                    help="status port (default ERIOP_CAP_FEEDS__METRICS_PORT, 9110)")  # fmt: skip
+    cp.set_defaults(func=cmd_cap_poller)
+    dr = sub.add_parser(
+        "dc09-receiver", help="receive SIA DC-09 alarm frames (TCP+UDP), ACK after Kafka ack",
+        description=(
+            "Listen for SIA DC-09 frames from alarm panels on TCP and UDP (same port, "
+            "ERIOP_RECEIVER__PORT, default 9500). Each accepted frame is produced to alerts.alarm "
+            "in the receiver envelope, keyed by account, and answered ACK only after Kafka "
+            "acknowledged it; NAK for a time stamp outside the window, DUH for a frame that "
+            "cannot be understood, and no answer while Kafka is unavailable. Keys: "
+            "ERIOP_ALARM__ACCOUNTS and ERIOP_RECEIVER__ACCOUNTS_FILE (reloaded on SIGHUP)."
+        ),
+    )  # fmt: skip
+    dr.add_argument("--port", type=int, default=None,
+                    help="TCP and UDP port (default ERIOP_RECEIVER__PORT, 9500)")  # fmt: skip
+    dr.add_argument("--metrics-port", type=int, default=None,
+                    help="status port (default ERIOP_RECEIVER__METRICS_PORT, 9111)")  # fmt: skip
+    dr.set_defaults(func=cmd_dc09_receiver)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
         settings = Settings()
+    except PydanticValidationError as exc:
+        # without the input: a rejected value may be a key or a password
+        for err in exc.errors(include_input=False, include_url=False):
+            where = ".".join(map(str, err["loc"])) or "settings"
+            _say(f"eriop: invalid configuration: {where}: {err['msg']}")
+        return EXIT_CONFIG
     except Exception as exc:
         _say(f"eriop: invalid configuration: {exc}")
-        return 2
-    return int(args.func(args, settings))
+        return EXIT_CONFIG
+    if args.log_level is not None:
+        settings = settings.model_copy(update={"log_level": args.log_level})
+    configure_logging(settings.log_level)
+    try:
+        return int(args.func(args, settings))
+    except EriopError as exc:  # a subcommand that did not report it itself
+        _say(f"eriop {args.command}: {exc.reason}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -11,6 +12,8 @@ from datetime import UTC, datetime
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from eriop.mqtt_device import MqttDevices
+from eriop.panel import Dc09Panel
 from eriop.traffic import DEMO_AGENCY, DEMO_JURISDICTION, Fleet, Traffic
 from pipeline.clients.kafka import client_options, ensure_topics
 from pipeline.settings import Settings
@@ -62,6 +65,8 @@ async def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
         **client_options(settings.kafka),
     )  # fmt: skip
     await producer.start()
+    panel = _panel(args)
+    devices = MqttDevices(args.mqtt) if getattr(args, "mqtt", None) else None
     sent = bad = alerts = 0
     started = time.monotonic()
     next_alert = started
@@ -81,7 +86,13 @@ async def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
                 sent += 1
             while args.alert_rate > 0 and next_alert <= tick:
                 topic, key, value, headers = traffic.alert(now)
-                await producer.send(topic, value, key=key, headers=headers or None)
+                if panel is not None and topic == "alerts.alarm":
+                    # through the receiver, as a panel sends it
+                    panel.offer(json.loads(value)["frame"].encode("latin-1"))
+                elif devices is not None and topic == "alerts.axis":
+                    devices.publish((key or b"").decode(), value)  # through MQTT and the bridge
+                else:
+                    await producer.send(topic, value, key=key, headers=headers or None)
                 alerts += 1
                 next_alert += 1.0 / args.alert_rate
             await asyncio.sleep(0.02)
@@ -89,8 +100,26 @@ async def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
         pass
     finally:
         await producer.stop()
+        via = ""
+        if panel is not None:
+            await panel.close()
+            via = f" ({panel.acked} alarm frames acknowledged by the DC-09 receiver)"
+        if devices is not None:
+            devices.close()
+            via += f" ({devices.published} Axis events published over MQTT)"
         print(
-            f"eriop simulate: sent {sent} telemetry/GPS ({bad} malformed) and {alerts} alerts",
+            f"eriop simulate: sent {sent} telemetry/GPS ({bad} malformed) and {alerts} alerts{via}",
             file=sys.stderr,
         )
     return 0
+
+
+def _panel(args: argparse.Namespace) -> Dc09Panel | None:
+    """``--dc09 HOST:PORT``: alarm frames go to the receiver over TCP, not to Kafka."""
+    target = getattr(args, "dc09", None)
+    if not target:
+        return None
+    host, _, port = str(target).rpartition(":")
+    panel = Dc09Panel(host or "127.0.0.1", int(port))
+    panel.start()
+    return panel

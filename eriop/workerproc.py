@@ -15,11 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from eriop.dev.stack import free_port
+from pipeline.errors import EriopError
 from pipeline.runtime.metrics_merge import metric_sum
 
 
-class WorkerFailed(RuntimeError):
+class WorkerFailed(EriopError):
     """The worker exited, or did not become healthy in time; the message has its log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.args = (reason,)  # the whole log, not only the first characters of the reason
 
 
 class WorkerProcess:

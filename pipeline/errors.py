@@ -8,11 +8,16 @@
     │   ├── ValidationError         stage "validate":  missing_field, invalid_value, ...
     │   ├── NormalizeError          stage "normalize": unknown_device
     │   └── WriteRejected           stage "write":     the database refused the row for good
+    │       └── RecordRejected      ... one record of a batch, named by its index
     ├── TransientError              a dependency is down or slow: pause, back off, retry
     │   ├── DatabaseUnavailable
     │   ├── RedisUnavailable
-    │   └── BrokerUnavailable
+    │   ├── BrokerUnavailable
+    │   └── UpstreamUnavailable     a front door's sender side (MQTT broker, CAP feed)
     └── ConfigError                 the operator's settings are wrong: refuse to start
+
+Every process exits with one of the codes below; an error that stops a
+process carries its own (``exit_code``).
 
 Third-party exceptions are translated into these at the adapter that meets them
 (the sinks and the broker adapters), nowhere else. ``error_code`` is a short,
@@ -48,11 +53,23 @@ ERROR_CODES: Final[dict[str, Stage | None]] = {
 
 MAX_REASON_CHARS: Final = 500
 
+#: process exit codes (documented in docs/operations.md, "Exit codes")
+EXIT_OK: Final = 0
+#: the command ran and failed (a test that did not pass, a bench that broke, ...)
+EXIT_FAILURE: Final = 1
+#: the command line itself is wrong (argparse's own code)
+EXIT_USAGE: Final = 2
+#: a dependency (Kafka, PostgreSQL, Redis, MQTT, HTTP) stayed unreachable (sysexits EX_UNAVAILABLE)
+EXIT_UNAVAILABLE: Final = 69
+#: the settings or environment are invalid (sysexits EX_CONFIG)
+EXIT_CONFIG: Final = 78
+
 
 class EriopError(Exception):
     """Base of every error the pipeline raises on purpose."""
 
     retryable: ClassVar[bool] = False
+    exit_code: ClassVar[int] = EXIT_FAILURE
     error_code: str = "internal_error"
 
     def __init__(self, reason: str, *, error_code: str | None = None) -> None:
@@ -92,10 +109,21 @@ class WriteRejected(InputError):
         super().__init__("write_rejected", reason)
 
 
+class RecordRejected(WriteRejected):
+    """One record of a batch refused for good (``index`` in the batch); the batch
+    was rolled back and is retried without it once it is dead-lettered."""
+
+    def __init__(self, index: int, error: WriteRejected) -> None:
+        super().__init__(error.reason)
+        self.index = index
+        self.error = error
+
+
 class TransientError(EriopError):
     """A dependency failed in a way that a later attempt may not."""
 
     retryable: ClassVar[bool] = True
+    exit_code: ClassVar[int] = EXIT_UNAVAILABLE
     error_code = "dependency_unavailable"
 
 
@@ -111,7 +139,14 @@ class BrokerUnavailable(TransientError):
     error_code = "broker_unavailable"
 
 
+class UpstreamUnavailable(TransientError):
+    """An MQTT broker or a CAP feed failed; ``error_code`` names how (timeout, http_status, ...)."""
+
+    error_code = "upstream_unavailable"
+
+
 class ConfigError(EriopError):
     """Settings or environment that the worker must not run with."""
 
+    exit_code: ClassVar[int] = EXIT_CONFIG
     error_code = "config_error"

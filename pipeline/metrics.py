@@ -17,9 +17,20 @@ import collections
 from collections.abc import Sequence
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 REGISTRY: Final = CollectorRegistry(auto_describe=True)
+# process_* (CPU, memory, file descriptors) and python_info, like the default registry
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
 
 OUTCOMES: Final = ("stored", "duplicate", "dead_lettered", "skipped")
 
@@ -176,6 +187,165 @@ RETENTION_ROWS: Final = Counter(
     ["table", "action"],
     registry=REGISTRY,
 )
+
+# The front doors: eriop mqtt-bridge (source "mqtt") and eriop cap-poller (source "cap").
+FRONT_DOOR_FORWARDED: Final = Counter(
+    "eriop_front_door_forwarded_total",
+    "Messages a front door produced to Kafka (and then acknowledged to its sender).",
+    ["door", "source"],
+    registry=REGISTRY,
+)
+FRONT_DOOR_DISCARDED: Final = Counter(
+    "eriop_front_door_discarded_total",
+    "Messages a front door dropped on purpose (empty retained-clear, too large), by reason.",
+    ["door", "reason"],
+    registry=REGISTRY,
+)
+FRONT_DOOR_ERRORS: Final = Counter(
+    "eriop_front_door_errors_total",
+    "Front-door failures by kind (connect, timeout, http_status, oversize, malformed, kafka).",
+    ["door", "source", "kind"],
+    registry=REGISTRY,
+)
+FRONT_DOOR_CONNECTED: Final = Gauge(
+    "eriop_front_door_connected",
+    "1 while a front door is connected to a broker (mqtt, kafka).",
+    ["door", "broker"],
+    registry=REGISTRY,
+)
+MQTT_IN_FLIGHT: Final = Gauge(
+    "eriop_mqtt_in_flight",
+    "MQTT messages received by the bridge and not yet acknowledged to the broker.",
+    registry=REGISTRY,
+)
+CAP_LAST_SUCCESS: Final = Gauge(
+    "eriop_cap_last_success_timestamp_seconds",
+    "Unix time of the last successful poll of a CAP source (start time before the first).",
+    ["source"],
+    registry=REGISTRY,
+)
+CAP_ALERT_AFTER: Final = Gauge(
+    "eriop_cap_alert_after_seconds",
+    "How long a CAP source may fail before EriopCapSourceFailing fires (configured).",
+    ["source"],
+    registry=REGISTRY,
+)
+
+
+RECEIVER_FRAMES: Final = Counter(
+    "eriop_receiver_frames_total",
+    "DC-09 frames read by the receiver, by transport (tcp, udp).",
+    ["transport"],
+    registry=REGISTRY,
+)
+RECEIVER_REPLIES: Final = Counter(
+    "eriop_receiver_replies_total",
+    "Answers to DC-09 frames: kind ACK, NAK, DUH or none (no answer: Kafka did not "
+    "acknowledge in time, or the receiver was at capacity), by reason.",
+    ["kind", "reason"],
+    registry=REGISTRY,
+)
+RECEIVER_CONNECTIONS: Final = Gauge(
+    "eriop_receiver_connections",
+    "Open TCP connections from panels.",
+    registry=REGISTRY,
+)
+RECEIVER_REFUSED: Final = Counter(
+    "eriop_receiver_connections_refused_total",
+    "TCP connections closed at once because a cap was reached (total, per_peer).",
+    ["cap"],
+    registry=REGISTRY,
+)
+RECEIVER_ACK_LATENCY: Final = Histogram(
+    "eriop_receiver_ack_latency_seconds",
+    "From a frame's last byte to its ACK (Kafka acknowledgement included).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+RECEIVER_KEY_RELOADS: Final = Counter(
+    "eriop_receiver_key_reloads_total",
+    "Reads of the receiver's accounts file, by result (ok, failed).",
+    ["result"],
+    registry=REGISTRY,
+)
+
+SUPERVISION_ACCOUNTS_FAILED: Final = Gauge(
+    "eriop_supervision_accounts_failed",
+    "Alarm accounts in communication failure now (state shared by every receiver).",
+    registry=REGISTRY,
+)
+SUPERVISION_CHANGES: Final = Counter(
+    "eriop_supervision_changes_total",
+    "Line supervision changes this receiver delivered, by state (failed, restored).",
+    ["state"],
+    registry=REGISTRY,
+)
+SUPERVISION_ERRORS: Final = Counter(
+    "eriop_supervision_errors_total",
+    "Line supervision steps that failed and will be retried, by kind (database, kafka, redis).",
+    ["kind"],
+    registry=REGISTRY,
+)
+SUPERVISION_LAST_CHECK: Final = Gauge(
+    "eriop_supervision_last_check_timestamp_seconds",
+    "Unix time of the last completed supervision check (deadlines evaluated).",
+    registry=REGISTRY,
+)
+
+
+CONSUMER_PARTITIONS: Final = Gauge(
+    "eriop_consumer_partitions_assigned",
+    "Partitions assigned to this worker's consumers, by consumer group.",
+    ["group"],
+    registry=REGISTRY,
+)
+CONSUMER_REBALANCING: Final = Gauge(
+    "eriop_consumer_rebalancing",
+    "1 from the moment a consumer group's partitions are revoked until they are assigned.",
+    ["group"],
+    registry=REGISTRY,
+)
+CONSUMER_REBALANCE_AGE: Final = Gauge(
+    "eriop_consumer_rebalance_age_seconds",
+    "Seconds since a consumer group's last completed rebalance (assignment).",
+    ["group"],
+    registry=REGISTRY,
+)
+LIVE_STATE_REFILLS: Final = Counter(
+    "eriop_live_state_refills_total",
+    "Times Redis was found empty (restart, failover, flush) and refilled from PostgreSQL.",
+    registry=REGISTRY,
+)
+
+
+def initialize(
+    *,
+    topics: Sequence[str],
+    streams: Sequence[str],
+    tables: Sequence[str],
+    dead_letter_codes: Sequence[tuple[str, str]],
+    partitions: int,
+) -> None:
+    """Create every core series of a process at 0 for its known label values, so
+    rates and absence rules see the series from start, before any traffic.
+
+    ``dead_letter_codes`` are (stage, error_code) pairs.
+    """
+    for topic in topics:
+        RECORDS_CONSUMED.labels(topic)
+        for outcome in OUTCOMES:
+            RECORDS.labels(topic, outcome)
+        for stage, code in dead_letter_codes:
+            DEAD_LETTERS.labels(topic, stage, code)
+        for partition in range(partitions):
+            CONSUMER_LAG.labels(topic, str(partition))
+    for stream in streams:
+        END_TO_END_LATENCY.labels(stream, "receive")
+        BATCH_SIZE.labels(stream)
+        DB_WRITE_SECONDS.labels(stream)
+    for table in tables:
+        ROWS_WRITTEN.labels(table)
+        ROWS_DUPLICATE.labels(table)
 
 
 def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:

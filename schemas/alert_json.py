@@ -19,9 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.decoders.envelope import parse_timestamp
-from pipeline.errors import ValidationError
 from schemas.canonical import GeoPoint
+from schemas.errors import FieldError
+from schemas.timestamps import parse_timestamp
 
 #: Sources that only the pipeline's own decoders may write; a producer using one
 #: could forge or shadow alarm, Axis or CAP rows.
@@ -41,35 +41,33 @@ def _is_number(value: Any) -> bool:
 
 def _coordinate(value: Any, name: str, limit: float) -> float:
     if not _is_number(value):
-        raise ValidationError("invalid_value", f"location.{name}: expected a number")
+        raise FieldError("invalid_value", f"location.{name}: expected a number")
     number = float(value)
     if not math.isfinite(number):
-        raise ValidationError("invalid_value", f"location.{name}: not a finite number")
+        raise FieldError("invalid_value", f"location.{name}: not a finite number")
     if not -limit <= number <= limit:
-        raise ValidationError("value_out_of_range", f"location.{name} {number} outside ±{limit:g}")
+        raise FieldError("value_out_of_range", f"location.{name} {number} outside ±{limit:g}")
     return number
 
 
 def parse_point(value: Any) -> GeoPoint:
     """A GeoJSON ``Point`` (``[lon, lat(, alt)]``) or ``{"lon": …, "lat": …}``."""
     if not isinstance(value, dict):
-        raise ValidationError("invalid_value", "location: expected an object")
+        raise FieldError("invalid_value", "location: expected an object")
     if "type" in value:
         if value["type"] != "Point":
-            raise ValidationError("invalid_value", "location: only a GeoJSON Point is accepted")
+            raise FieldError("invalid_value", "location: only a GeoJSON Point is accepted")
         if "coordinates" not in value:
-            raise ValidationError("missing_field", "location.coordinates is required")
+            raise FieldError("missing_field", "location.coordinates is required")
         coords = value["coordinates"]
         if not isinstance(coords, list) or len(coords) not in (2, 3):
-            raise ValidationError(
-                "invalid_value", "location.coordinates: expected [lon, lat(, alt)]"
-            )
+            raise FieldError("invalid_value", "location.coordinates: expected [lon, lat(, alt)]")
         if len(coords) == 3:
             _coordinate(coords[2], "altitude", math.inf)
         return GeoPoint(_coordinate(coords[0], "lon", 180), _coordinate(coords[1], "lat", 90))
     for name in ("lon", "lat"):
         if value.get(name) is None:
-            raise ValidationError("missing_field", f"location.{name} is required")
+            raise FieldError("missing_field", f"location.{name} is required")
     return GeoPoint(_coordinate(value["lon"], "lon", 180), _coordinate(value["lat"], "lat", 90))
 
 
@@ -104,7 +102,7 @@ class AlertJsonMessage(BaseModel):
     @classmethod
     def _not_reserved(cls, value: str) -> str:
         if value in RESERVED_SOURCES:
-            raise ValidationError("invalid_value", f"source {value!r} is reserved for the pipeline")
+            raise FieldError("invalid_value", f"source {value!r} is reserved for the pipeline")
         return value
 
     @field_validator("external_id")
@@ -112,13 +110,13 @@ class AlertJsonMessage(BaseModel):
     def _external_id(cls, value: str) -> str:
         text = unicodedata.normalize("NFC", value).strip()
         if not text:
-            raise ValidationError("missing_field", "external_id is empty")
+            raise FieldError("missing_field", "external_id is empty")
         if len(text) > MAX_EXTERNAL_ID:
-            raise ValidationError(
+            raise FieldError(
                 "value_out_of_range", f"external_id longer than {MAX_EXTERNAL_ID} characters"
             )
         if any(unicodedata.category(ch) == "Cc" for ch in text):
-            raise ValidationError("invalid_value", "external_id contains a control character")
+            raise FieldError("invalid_value", "external_id contains a control character")
         return text
 
     @field_validator("title")
@@ -126,9 +124,9 @@ class AlertJsonMessage(BaseModel):
     def _title(cls, value: str) -> str:
         text = value.strip()
         if not text:
-            raise ValidationError("missing_field", "title is empty")
+            raise FieldError("missing_field", "title is empty")
         if len(text) > MAX_TITLE:
-            raise ValidationError(
+            raise FieldError(
                 "value_out_of_range", f"title longer than {MAX_TITLE} characters ({len(text)})"
             )
         return text

@@ -90,3 +90,14 @@ class LocationRow(NamedTuple):
     accuracy: float | None
     source: str
     metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A ``resources`` row of type ``equipment`` whose identifier is a serial."""
+
+    resource_id: UUID
+    name: str
+    location: GeoPoint | None
+    agency_id: UUID | None
+    updated_at: datetime

@@ -10,8 +10,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from pipeline.decoders.envelope import parse_timestamp
-from pipeline.errors import ValidationError
+from schemas.errors import FieldError
+from schemas.timestamps import parse_timestamp
 
 CAP_NAMESPACES: Final = frozenset(
     {"urn:oasis:names:tc:emergency:cap:1.2", "urn:oasis:names:tc:emergency:cap:1.1"}
@@ -74,7 +74,7 @@ class CapHeader(_CapModel):
     @classmethod
     def _reference_safe(cls, value: str, info: ValidationInfo) -> str:
         if any(ch in _FORBIDDEN_ID_CHARS or ch.isspace() for ch in value):
-            raise ValidationError(
+            raise FieldError(
                 "invalid_value", f"{info.field_name} contains a space, comma, '<' or '&'"
             )
         return value
@@ -137,7 +137,7 @@ def parse_references(text: str) -> list[tuple[str, str]]:
     for triplet in text.split():
         parts = triplet.split(",")
         if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-            raise ValidationError(
+            raise FieldError(
                 "invalid_value", f"references: {triplet[:80]!r} is not sender,identifier,sent"
             )
         pairs.append((parts[0], parts[1]))

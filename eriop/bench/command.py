@@ -122,9 +122,49 @@ def _report_broker(results: Result, output: Path) -> int:
     return 0
 
 
+def _run_receiver(args: argparse.Namespace) -> int:
+    from eriop.bench.receiver import receiver_flow, table
+
+    log_dir = Path(tempfile.mkdtemp(prefix="eriop-bench-"))
+    results: Result = {
+        "command": (
+            f"eriop bench --receiver --panels {args.panels} --receiver-rate "
+            f"{args.receiver_rate:g} --receiver-seconds {args.receiver_seconds:g}"
+        ),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": report.machine(),
+        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
+    }
+    try:
+        results["receiver"] = asyncio.run(
+            receiver_flow(
+                log_dir,
+                _say,
+                panels=args.panels,
+                rate=args.receiver_rate,
+                seconds=args.receiver_seconds,
+            )
+        )
+    except (EriopError, RuntimeError, OSError) as exc:
+        _say(f"failed: {exc}; receiver and broker logs are in {log_dir}")
+        return 1
+    output = Path(args.output)
+    if output == Path(DEFAULT_OUTPUT):
+        output = output.with_name("receiver.json")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    text = table(results["receiver"])
+    output.with_suffix(".md").write_text(f"`{results['command']}`\n\n{text}\n", encoding="utf-8")
+    print(text)
+    _say(f"results in {output} and {output.with_suffix('.md')}; logs in {log_dir}")
+    return 0 if results["receiver"]["frames_acked"] > 0 else 1
+
+
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     # the bench's own Kafka clients would otherwise log every assignment
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    if getattr(args, "receiver", False):
+        return _run_receiver(args)
     plan = plan_for(args)
     database_url = settings.database_url.get_secret_value()
     redis_url = with_path(settings.redis_url.get_secret_value(), f"/{args.redis_db}")

@@ -23,6 +23,7 @@ import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from eriop.dev import stack as devstack
+from eriop.dev.front_doors import FrontDoors, front_door_line, start_front_doors, wait_ready
 from eriop.simulate import seed_demo
 from eriop.traffic import Fleet
 from pipeline.errors import ConfigError, EriopError
@@ -82,6 +83,7 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     STATE_DIR.mkdir(exist_ok=True)
     started: list[subprocess.Popen[bytes]] = []
     broker: devstack.Broker | None = None
+    doors: FrontDoors | None = None
     explicit_kafka = "ERIOP_KAFKA_BOOTSTRAP" in os.environ
     bootstrap = settings.kafka_bootstrap if explicit_kafka else f"127.0.0.1:{args.port}"
     dsn = settings.database_url.get_secret_value()
@@ -120,14 +122,33 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         started.append(worker)
         _say(f"worker started (log: {STATE_DIR / 'worker.log'}); waiting until it is healthy")
         _wait_healthy(settings.metrics_port, worker)
+        rs = settings.receiver
+        rlog = open(STATE_DIR / "dc09-receiver.log", "ab")  # noqa: SIM115
+        receiver = subprocess.Popen(
+            [*cli, "dc09-receiver", "--port", str(rs.port), "--metrics-port", str(rs.metrics_port)],
+            env=_env(env), stdout=rlog, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        started.append(receiver)
+        _wait_healthy(rs.metrics_port, receiver, what="the DC-09 receiver", log="dc09-receiver.log")
+        _say(f"DC-09 receiver listening on TCP and UDP port {rs.port} (point a panel here)")
+        doors = start_front_doors(cli, env, settings, STATE_DIR, _say)
+        started.extend(doors.procs)
+        for (name, door_port), proc in zip(doors.status_ports.items(), doors.procs, strict=True):
+            if not wait_ready(door_port, proc):
+                raise ConfigError(f"{name} did not become ready; see .eriop/{name}.log")
         slog = open(STATE_DIR / "simulate.log", "ab")  # noqa: SIM115
         sim = [*cli, "simulate", "--rate", str(args.rate), "--alert-rate", "2"]
+        sim += ["--dc09", f"127.0.0.1:{rs.port}"]
+        if doors.mqtt_target:
+            sim += ["--mqtt", doors.mqtt_target]
         started.append(subprocess.Popen(sim, env=_env(env), stdout=slog, stderr=subprocess.STDOUT))
         _say(
-            f"simulated devices sending {args.rate:.0f} msg/s; "
+            f"simulated devices sending {args.rate:.0f} msg/s, alarm panels over DC-09; "
             f"metrics on :{settings.metrics_port}/metrics; Ctrl-C stops"
         )
-        _status_loop(settings.metrics_port, args.duration, started)
+        _status_loop(
+            settings.metrics_port, args.duration, started, rs.metrics_port, doors.status_ports
+        )
     except KeyboardInterrupt:
         pass
     except EriopError as exc:
@@ -135,6 +156,8 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     finally:
         _stop_all(started, broker)
+        if doors is not None:
+            doors.stop()
     return 0
 
 
@@ -151,13 +174,17 @@ async def _prepare(dsn: str, fresh_broker: bool) -> None:
             await conn.close()
 
 
-def _wait_healthy(port: int, worker: subprocess.Popen[bytes], timeout: float = 90) -> None:
+def _wait_healthy(
+    port: int,
+    worker: subprocess.Popen[bytes],
+    timeout: float = 90,
+    what: str = "the worker",
+    log: str = "worker.log",
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise ConfigError(
-                f"the worker exited with code {worker.returncode}; see .eriop/worker.log"
-            )
+            raise ConfigError(f"{what} exited with code {worker.returncode}; see .eriop/{log}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                 if r.status == 200:
@@ -165,10 +192,28 @@ def _wait_healthy(port: int, worker: subprocess.Popen[bytes], timeout: float = 9
         except OSError:
             pass
         time.sleep(0.5)
-    raise ConfigError("the worker did not become healthy; see .eriop/worker.log")
+    raise ConfigError(f"{what} did not become healthy; see .eriop/{log}")
 
 
-def _status_loop(port: int, duration: float | None, procs: list[subprocess.Popen[bytes]]) -> None:
+def receiver_line(m: dict) -> str:  # type: ignore[type-arg]
+    """The DC-09 receiver's answers so far, from its metrics."""
+    kinds: dict[str, float] = defaultdict(float)
+    for labels, v in m.get("eriop_receiver_replies_total", {}).items():
+        kinds[dict(labels)["kind"]] += v
+    frames = sum(m.get("eriop_receiver_frames_total", {}).values())
+    return (
+        f"DC-09 receiver: frames {frames:.0f} · ACK {kinds['ACK']:.0f} · NAK {kinds['NAK']:.0f} "
+        f"· DUH {kinds['DUH']:.0f} · unanswered {kinds['none']:.0f}"
+    )
+
+
+def _status_loop(
+    port: int,
+    duration: float | None,
+    procs: list[subprocess.Popen[bytes]],
+    receiver_port: int | None = None,
+    front_doors: dict[str, int] | None = None,
+) -> None:
     began = last = time.monotonic()
     prev: dict[str, float] = {}
     tty = sys.stdout.isatty()
@@ -185,6 +230,16 @@ def _status_loop(port: int, duration: float | None, procs: list[subprocess.Popen
             continue
         cur: dict[str, float] = {}
         lines = status_lines(prev, cur, now - last, m)
+        if receiver_port is not None:
+            try:
+                lines.append(receiver_line(scrape(receiver_port)))
+            except OSError as exc:
+                lines.append(f"DC-09 receiver metrics unavailable: {exc}")
+        for name, door_port in (front_doors or {}).items():
+            try:
+                lines.append(f"{name}: {front_door_line(scrape(door_port))}")
+            except OSError as exc:
+                lines.append(f"{name} metrics unavailable: {exc}")
         prev, last = cur, now
         if tty:
             print("\033[2J\033[H", end="")

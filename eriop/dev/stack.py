@@ -25,6 +25,7 @@ import asyncpg
 import redis
 
 from pipeline.errors import ConfigError
+from pipeline.runtime.http import free_port as free_port
 
 SETUP_HINT = "run scripts/setup.sh once to install what is missing"
 
@@ -35,12 +36,6 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(host: str, port: int, timeout: float, what: str) -> None:
@@ -181,3 +176,49 @@ def ensure_redis(url: str, timeout: float = 15.0) -> None:
 
 def postgis_installed() -> bool:
     return bool(glob.glob("/usr/share/postgresql/*/extension/postgis.control"))
+
+
+def mosquitto_binary() -> str | None:
+    return shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None
+    )
+
+
+@dataclass
+class Mosquitto:
+    """A Mosquitto MQTT broker of our own on 127.0.0.1:port (no persistence, anonymous)."""
+
+    port: int
+    workdir: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Mosquitto:
+        exe = mosquitto_binary()
+        if exe is None:
+            raise ConfigError(f"mosquitto is not installed; {SETUP_HINT}")
+        os.makedirs(self.workdir, exist_ok=True)
+        conf = os.path.join(self.workdir, "mosquitto.conf")
+        with open(conf, "w") as f:
+            f.write(
+                f"listener {self.port} 127.0.0.1\n"
+                "allow_anonymous true\n"
+                "persistence false\n"
+                # keep every message of an absent bridge's session (default 1000)
+                "max_queued_messages 0\n"
+                f"log_dest file {os.path.join(self.workdir, 'mosquitto.log')}\n"
+            )
+        self.process = subprocess.Popen(
+            [exe, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        wait_port("127.0.0.1", self.port, 15, "Mosquitto")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

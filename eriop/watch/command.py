@@ -29,8 +29,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from eriop.watch.view import Seen, View
+from pipeline.retry import RetryPolicy
 from pipeline.settings import Settings
 from pipeline.sinks.redis.live import CH_ALERTS, STREAM_ALERTS
+
+#: a console reconnecting to Redis
+RECONNECT = RetryPolicy(initial_s=1.0, cap_s=30.0)
 
 #: how often the stream is read for alerts the channel did not deliver
 SWEEP_S: Final = 5.0
@@ -142,7 +146,7 @@ class Watcher:
 
     async def live(self, pubsub: aioredis.client.PubSub | None, stop: asyncio.Event) -> None:
         """Until ``stop`` is set; reconnects with backoff when Redis goes away."""
-        delay = 1.0
+        backoff = RECONNECT.backoff()
         if pubsub is not None:
             await self.sweep()
         while not stop.is_set():
@@ -150,16 +154,14 @@ class Watcher:
                 if pubsub is None:
                     pubsub = await self.subscribe()
                     await self.sweep()
-                    delay = 1.0
+                    backoff.reset()
                 await self._follow(pubsub, stop)
             except (RedisError, OSError) as exc:
-                _err(f"eriop watch: Redis connection lost ({exc}); reconnecting in {delay:.0f}s")
+                _err(f"eriop watch: Redis connection lost ({exc}); reconnecting")
                 if pubsub is not None:
                     await _close(pubsub)
                     pubsub = None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
-                delay = min(delay * 2, 30.0)
+                await backoff.wait(stop)
         if pubsub is not None:
             await _close(pubsub)
 

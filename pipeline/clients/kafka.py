@@ -5,6 +5,7 @@ aiokafka exceptions are translated here into :class:`BrokerUnavailable`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 from collections.abc import Iterable
@@ -12,9 +13,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownError
 
-from pipeline.errors import BrokerUnavailable
+from pipeline.errors import BrokerUnavailable, ConfigError
 from pipeline.settings import KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,32 @@ def make_producer(settings: Settings, **overrides: Any) -> AIOKafkaProducer:
     }
     opts.update(overrides)
     return AIOKafkaProducer(**opts)
+
+
+async def start_producer(producer: AIOKafkaProducer, *, idempotence: bool) -> None:
+    """Start ``producer``; a broker that refuses idempotence is a configuration error."""
+    try:
+        await producer.start()
+    except UnknownError as exc:
+        if idempotence:
+            raise ConfigError(
+                "the broker refused an idempotent producer (InitProducerId failed); the "
+                "embedded development broker does not support it: set "
+                "ERIOP_KAFKA__IDEMPOTENCE=false there (keep it on for Apache Kafka)"
+            ) from exc
+        raise BrokerUnavailable(f"producer cannot connect: {exc}") from exc
+    except (KafkaError, OSError) as exc:
+        raise BrokerUnavailable(f"producer cannot connect: {exc}") from exc
+
+
+async def broker_health(producer: AIOKafkaProducer, timeout_s: float = 5.0) -> dict[str, Any]:
+    """Whether the producer reaches a broker now: ``{"ok": bool, "error"?: str}``."""
+    try:
+        client = producer.client
+        ready = await asyncio.wait_for(client.ready(client.get_random_node()), timeout_s)
+        return {"ok": bool(ready)}
+    except Exception as exc:  # a health probe reports; it never raises
+        return {"ok": False, "error": str(exc)[:200] or type(exc).__name__}
 
 
 def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> AIOKafkaConsumer:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 import unicodedata
 import uuid
@@ -18,15 +17,16 @@ from typing import Any, Final
 import pydantic
 
 from pipeline.errors import DecodeError, ValidationError
+from schemas.errors import FieldError
 from schemas.intents import Discard
 from schemas.records import RawRecord
+from schemas.timestamps import parse_timestamp as _parse_timestamp
 
 DEFAULT_MAX_MESSAGE_BYTES: Final = 1_048_576
 MAX_JSON_DEPTH: Final = 32
 MAX_EXTERNAL_ID: Final = 255
 #: uuid5(NAMESPACE_URL, "https://eriop.invalid/ns/device"); must never change.
 NS_DEVICE: Final = uuid.UUID("891b20ae-1d15-5f43-83a2-77ea0db59f7a")
-_EPOCH_MS_THRESHOLD: Final = 10**11
 _UUID_RE: Final = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
@@ -125,28 +125,10 @@ def check_no_nul(value: Any, where: str = "message") -> None:
 
 def parse_timestamp(value: Any, field: str) -> datetime:
     """Text with an offset, or epoch seconds / milliseconds (>= 1e11 is ms)."""
-    if isinstance(value, bool):
-        raise ValidationError("invalid_value", f"{field}: a boolean is not a timestamp")
-    if isinstance(value, int | float):
-        if not math.isfinite(value):
-            raise ValidationError("invalid_value", f"{field}: not a finite number")
-        seconds = value / 1000 if abs(value) >= _EPOCH_MS_THRESHOLD else value
-        try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ValidationError("value_out_of_range", f"{field}: epoch out of range") from None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            raise ValidationError(
-                "invalid_value", f"{field}: unparseable time {text[:40]!r}"
-            ) from None
-        if dt.tzinfo is None:
-            raise ValidationError("invalid_value", f"{field}: time has no UTC offset")
-        return dt.astimezone(UTC)
-    raise ValidationError("invalid_value", f"{field}: expected a timestamp")
+    try:
+        return _parse_timestamp(value, field)
+    except FieldError as exc:
+        raise ValidationError(exc.error_code, exc.reason) from None
 
 
 def iso_utc(dt: datetime) -> str:
@@ -235,6 +217,8 @@ def from_pydantic(exc: pydantic.ValidationError, what: str) -> ValidationError:
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, ValidationError):
         return ctx_error
+    if isinstance(ctx_error, FieldError):
+        return ValidationError(ctx_error.error_code, ctx_error.reason)
     loc = ".".join(str(p) for p in err["loc"]) or what
     code = _PYDANTIC_CODES.get(err["type"], "invalid_value")
     return ValidationError(code, f"{what}.{loc}: {err['msg']}")

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from pipeline import metrics
 from pipeline.decoders.alarm.decoder import decode_alarm
 from pipeline.decoders.alert_json import decode_alert_json
-from pipeline.decoders.axis.decoder import AxisEdgeTracker, parse_axis
+from pipeline.decoders.axis.event import parse_axis
 from pipeline.decoders.cap.decoder import decode_cap
-from pipeline.errors import TransientError
+from pipeline.errors import RecordRejected, TransientError
 from pipeline.flows.common import (
     Retrier,
     dead_letter_for,
@@ -25,12 +25,14 @@ from pipeline.flows.common import (
     next_offsets,
     publish_dead_letters,
 )
+from pipeline.retry import ALERT_PATH
 from pipeline.settings import Settings
 from pipeline.sinks.kafka.dlq import DeadLetterPublisher
 from pipeline.sinks.outbox import OutboxRelay
-from pipeline.sinks.postgres.alerts import AlertStore, RecordRejected
+from pipeline.sinks.postgres.alerts import AlertStore
 from pipeline.sinks.redis.axis_state import BufferedAxisState
 from pipeline.sinks.redis.live import RedisLive
+from pipeline.stages.axis_edges import AxisEdgeTracker
 from pipeline.stages.geo_index import GeoIndex, enrich_alert
 from schemas.dead_letter import DeadLetter
 from schemas.intents import Discard, Intent, SetRedis, StoreAlert
@@ -77,7 +79,7 @@ class AlertIngestor:
         self._axis_state = axis_state
         self._geo = geo
         self._clock = clock
-        self.retrier = Retrier("alerts")
+        self.retrier = Retrier("alerts", ALERT_PATH)
 
     async def decode(self, record: RawRecord, now: datetime) -> list[Intent]:
         s = self._settings

@@ -21,6 +21,7 @@ from pipeline.flows.common import (
     next_offsets,
     publish_dead_letters,
 )
+from pipeline.retry import VOLUME_PATH
 from pipeline.settings import Settings
 from pipeline.sinks.kafka.dlq import DeadLetterPublisher
 from pipeline.sinks.postgres.timeseries import TimeseriesStore, WriteResult
@@ -81,7 +82,7 @@ class BulkIngestor:
         self._live = live
         self._geofences = geofences
         self._clock = clock
-        self.retrier = Retrier("bulk")
+        self.retrier = Retrier("bulk", VOLUME_PATH)
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         for topic, n in Counter(r.topic for r in records).items():

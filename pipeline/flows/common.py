@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 from pipeline import metrics
 from pipeline.errors import InputError, TransientError
+from pipeline.retry import RetryPolicy
 from pipeline.sinks.kafka.dlq import DeadLetterPublisher, build_dead_letter, from_error
 from schemas.dead_letter import DeadLetter
 from schemas.intents import Discard
@@ -46,37 +46,41 @@ def dead_letter_for(record: RawRecord, exc: BaseException, now: datetime) -> Dea
 
 
 class Retrier:
-    """Retries transient failures with capped, jittered backoff until stopped.
+    """Retries transient failures under a :class:`RetryPolicy` until stopped.
 
     While it waits, the caller does not consume: the consumer is effectively
     paused and nothing is buffered beyond the batch in hand.
     """
 
-    def __init__(self, stream: str, *, base_s: float = 0.2, cap_s: float = 10.0) -> None:
+    def __init__(self, stream: str, policy: RetryPolicy) -> None:
         self._stream = stream
-        self._base = base_s
-        self._cap = cap_s
+        self._policy = policy
         self.stopping = False
+        #: True while a transient failure holds the stream back
+        self.paused = False
 
     async def run(
         self, fn: Callable[[], Awaitable[T]], on_retry: Callable[[], None] | None = None
     ) -> T:
-        delay = self._base
+        backoff = self._policy.backoff()
         while True:
             try:
                 result = await fn()
             except TransientError as exc:
                 if self.stopping:
                     raise
+                delay = backoff.next_delay()
+                self.paused = True
                 metrics.CONSUMER_PAUSED.labels(self._stream).set(1)
                 metrics.DB_ERRORS.labels(self._stream, exc.error_code).inc()
                 log.warning("%s paused: %s; retrying in %.1fs", self._stream, exc.reason, delay)
                 if on_retry is not None:
                     on_retry()
-                await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
-                delay = min(delay * 2, self._cap)
+                await asyncio.sleep(delay)
                 continue
-            metrics.CONSUMER_PAUSED.labels(self._stream).set(0)
+            if self.paused:
+                self.paused = False
+                metrics.CONSUMER_PAUSED.labels(self._stream).set(0)
             return result
 
 

@@ -7,7 +7,13 @@ parsed and merged family by family:
 - counters, histograms and summaries are summed over the processes (the
   worker's records consumed are every process's records consumed);
 - a gauge is the worker's own value where it has one (up, build info,
-  dependency health), else the highest any process reports (lag, paused).
+  dependency health), else the highest any process reports (lag, paused),
+  except the gauges of :data:`SUMMED_GAUGES`, whose processes' shares add up
+  (partitions assigned to a group).
+
+A restarted process starts its counters from zero; :func:`counters_only` keeps
+the last page of a process that ended so that the worker can go on adding it,
+and merged counters never go down.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 _SUMMED_TYPES = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
+#: gauges that are each process's share of a whole
+SUMMED_GAUGES = frozenset({"eriop_consumer_partitions_assigned"})
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -34,7 +42,7 @@ class _Families(Collector):
 
 
 def _combine(kind: str, name: str, old: float, new: float, own: bool) -> float:
-    if kind in _SUMMED_TYPES:
+    if kind in _SUMMED_TYPES or name in SUMMED_GAUGES:
         # a series' creation time is its earliest one; every other sample adds up
         return min(old, new) if name.endswith("_created") else old + new
     return old if own else max(old, new)
@@ -67,6 +75,16 @@ def merge_exposition(pages: Sequence[str]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families.values()))
     return generate_latest(registry)
+
+
+def counters_only(page: str) -> str:
+    """The families of ``page`` that add up over processes (counters, histograms, ...)."""
+    if not page:
+        return ""
+    kept = [fam for fam in text_string_to_metric_families(page) if fam.type in _SUMMED_TYPES]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(kept))
+    return generate_latest(registry).decode()
 
 
 def metric_sum(page: str, name: str, **labels: str) -> float:

@@ -15,18 +15,26 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from aiokafka.errors import KafkaError, UnknownError
 from prometheus_client import generate_latest
 
 from pipeline import __version__, metrics
-from pipeline.clients.kafka import BULK_TOPICS, ensure_topics, make_consumer, make_producer
+from pipeline.clients.kafka import (
+    ALERT_TOPICS,
+    BULK_TOPICS,
+    broker_health,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    start_producer,
+)
 from pipeline.clients.postgres import Database
-from pipeline.decoders.axis.decoder import AxisEdgeTracker
-from pipeline.errors import BrokerUnavailable, ConfigError, EriopError
+from pipeline.errors import ERROR_CODES, ConfigError, EriopError
 from pipeline.flows.alerts import AlertIngestor, Clock, utc_now
 from pipeline.flows.bulk import BulkIngestor
-from pipeline.runtime.bulk import BulkChild
+from pipeline.retry import CONNECT
+from pipeline.runtime.http import StatusServer
 from pipeline.runtime.metrics_merge import merge_exposition
+from pipeline.runtime.supervisor import BulkChild
 from pipeline.settings import Settings
 from pipeline.sinks.kafka.dlq import DeadLetterPublisher
 from pipeline.sinks.outbox import OutboxRelay
@@ -36,6 +44,8 @@ from pipeline.sinks.redis.axis_state import BufferedAxisState, PgDeviceDirectory
 from pipeline.sinks.redis.live import RedisLive
 from pipeline.sinks.redis.live_state import LiveState
 from pipeline.sources.kafka_batch import BatchConsumer
+from pipeline.sources.positions import GroupAssignment
+from pipeline.stages.axis_edges import AxisEdgeTracker
 from pipeline.stages.geo_index import GeoIndex
 from pipeline.stages.geofence import GeofenceTracker
 from pipeline.stages.resolve import LiveLastFixLoader, ResourceResolver
@@ -68,7 +78,7 @@ async def wait_for(
     say: Callable[[str], None],
 ) -> Any:
     """Retry a start-up step with backoff, saying plainly what is awaited."""
-    delay = 0.5
+    backoff = CONNECT.backoff()
     started = time.monotonic()
     while True:
         try:
@@ -79,9 +89,9 @@ async def wait_for(
             waited = time.monotonic() - started
             if deadline_s is not None and waited >= deadline_s:
                 raise
-            say(f"waiting for {what}: {exc.reason} (retrying in {delay:.0f}s)")
+            delay = backoff.next_delay()
+            say(f"waiting for {what}: {exc.reason} (retrying in {delay:.1f}s)")
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
 
 
 #: ``all``: both paths in this process; ``alerts``: the alert path, with the
@@ -90,9 +100,22 @@ Role = Literal["all", "alerts", "bulk"]
 
 
 class Runtime:
-    def __init__(self, settings: Settings, *, clock: Clock = utc_now, role: Role = "all") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = utc_now,
+        role: Role = "all",
+        status: tuple[str, int] | None = None,
+    ) -> None:
         self.settings = settings
         self.role = role
+        #: where /metrics and /health are served from start() on (None: nowhere)
+        self.status = (
+            StatusServer(status[0], status[1], metrics=self.metrics_page, health=self.health)
+            if status is not None
+            else None
+        )
         s = settings
         self.db = Database(s.database_url.get_secret_value())
         self.redis = RedisLive(s.redis_url.get_secret_value())
@@ -132,7 +155,7 @@ class Runtime:
         self.bulk_children: list[BulkChild] = []
         if role == "alerts":
             count = s.bulk.process_count(s.kafka.partitions)
-            self.bulk_children = [BulkChild(i) for i in range(count)]
+            self.bulk_children = [BulkChild(i, log_level=s.log_level) for i in range(count)]
         else:
             self.bulk_consumer = BatchConsumer(
                 # a batch may wait linger_ms to fill anyway; polling an idle
@@ -147,7 +170,15 @@ class Runtime:
                 self.ts_store.load_offsets,
                 max_records=s.batch.telemetry_max_records,
                 linger_ms=s.batch.linger_ms,
+                assignment=GroupAssignment(s.kafka.bulk_group),
             )
+        #: the consumer groups this process takes part in
+        self.groups: list[GroupAssignment] = []
+        if role != "bulk":
+            self.alert_assignment = GroupAssignment(s.kafka.alerts_group)
+            self.groups.append(self.alert_assignment)
+        if self.bulk_consumer is not None:
+            self.groups.append(self.bulk_consumer.assignment)
         self._tasks: list[asyncio.Task[None]] = []
         self.started = False
 
@@ -162,22 +193,12 @@ class Runtime:
         await wait_for("Kafka producer", self._start_producer, deadline_s=deadline_s, say=say)
 
     async def _start_producer(self) -> None:
-        try:
-            await self.producer.start()
-        except UnknownError as exc:
-            if self.settings.kafka.idempotence:
-                raise ConfigError(
-                    "the broker refused an idempotent producer (InitProducerId failed); the "
-                    "embedded development broker does not support it: set "
-                    "ERIOP_KAFKA__IDEMPOTENCE=false there (keep it on for Apache Kafka)"
-                ) from exc
-            raise BrokerUnavailable(f"producer cannot connect: {exc}") from exc
-        except (KafkaError, OSError) as exc:
-            raise BrokerUnavailable(f"producer cannot connect: {exc}") from exc
+        await start_producer(self.producer, idempotence=self.settings.kafka.idempotence)
 
     async def start(self) -> None:
         """Start background work; call after :meth:`connect`."""
         metrics.BUILD_INFO.info({"version": __version__})
+        self._initialize_metrics()
         await self.geo.refresh(force=True)
         self._tasks = [
             asyncio.create_task(self._maintenance(), name="maintenance"),
@@ -198,8 +219,30 @@ class Runtime:
             await child.start()
         if self.role != "bulk":
             await self.retention.start()
+        if self.status is not None:
+            await self.status.start()
         self.started = True
         metrics.WORKER_UP.set(1)
+
+    def _initialize_metrics(self) -> None:
+        topics: list[str] = []
+        streams: list[str] = []
+        tables: list[str] = []
+        if self.role != "bulk":
+            topics += ALERT_TOPICS
+            streams.append("alerts")
+            tables += ["alerts", "telemetry"]
+        if self.role != "alerts":
+            topics += BULK_TOPICS
+            streams += ["telemetry", "gps"]
+            tables += ["telemetry", "location_history"]
+        metrics.initialize(
+            topics=topics,
+            streams=streams,
+            tables=tables,
+            dead_letter_codes=[(stage or "decode", code) for code, stage in ERROR_CODES.items()],
+            partitions=self.settings.kafka.partitions,
+        )
 
     async def _refresh_geofences(self) -> None:
         while True:
@@ -233,25 +276,41 @@ class Runtime:
             except TimeoutError:
                 log.warning("outbox not fully drained at shutdown; it resumes at next start")
         await self.producer.stop()
+        if self.status is not None:
+            await self.status.close()
         await self.redis.close()
         await self.db.close(budget / 4)
 
     async def health(self) -> dict[str, Any]:
         db = await self.db.health()
         redis = await self.redis.health()
-        kafka = await self._kafka_health()
+        kafka = await broker_health(self.producer)
         for name, rep in (("postgres", db), ("redis", redis), ("kafka", kafka)):
             metrics.DEPENDENCY_UP.labels(name).set(1 if rep["ok"] else 0)
         deps = {"postgres": db, "redis": redis, "kafka": kafka}
         ok = db["ok"] and kafka["ok"] and self.started
+        paused = self.alerts.retrier.paused or self.bulk.retrier.paused
+        groups = {
+            g.group: {
+                "partitions": g.partitions,
+                "rebalancing": g.rebalancing,
+                "since_s": round(g.age_s(), 1),
+            }
+            for g in self.groups
+        }
+        ready = ok and not paused and all(g.partitions > 0 for g in self.groups)
         if self.bulk_children:
             reports = await asyncio.gather(*(c.health() for c in self.bulk_children))
             bulk_ok = all(r["ok"] for r in reports)
             deps["bulk_processes"] = {"ok": bulk_ok, "processes": list(reports)}
             ok = ok and bulk_ok
+            ready = ready and all(r.get("ready") for r in reports)
         return {
             "status": "ok" if ok and redis["ok"] else ("degraded" if ok else "unhealthy"),
             "ok": ok,
+            "ready": ready,
+            "paused": paused,
+            "groups": groups,
             "dependencies": deps,
         }
 
@@ -262,11 +321,3 @@ class Runtime:
             return own
         pages = await asyncio.gather(*(c.metrics_page() for c in self.bulk_children))
         return merge_exposition([own.decode(), *pages])
-
-    async def _kafka_health(self) -> dict[str, Any]:
-        try:
-            client = self.producer.client
-            ready = await asyncio.wait_for(client.ready(client.get_random_node()), 5)
-            return {"ok": bool(ready)}
-        except Exception as exc:
-            return {"ok": False, "error": str(exc)[:200]}

@@ -36,6 +36,7 @@ from pipeline import metrics
 from pipeline.clients.kafka import OUT_NORMALIZED
 from pipeline.clients.postgres import Database, translate
 from pipeline.errors import BrokerUnavailable, TransientError
+from pipeline.retry import ALERT_PATH
 from pipeline.sinks.redis.live import CH_ALERT_UPDATES, RedisLive
 
 log = logging.getLogger(__name__)
@@ -123,22 +124,21 @@ class OutboxRelay:
     ) -> None:
         """Run ``step`` whenever ``wake`` is set (or ``wait_s`` passes), retrying a
         failed step with backoff: its entries stay in hand and in the table."""
-        backoff = 0.5
+        backoff = ALERT_PATH.backoff()
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), wait_s())
             wake.clear()
             try:
                 await step()
-                backoff = 0.5
+                backoff.reset()
                 continue
             except TransientError as exc:
                 log.warning("outbox relay waiting for a dependency: %s", exc.reason)
             except Exception:
                 # the relay must outlive any single failure; operators see it in the log
                 log.exception("outbox relay failed; retrying")
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 10.0)
+            await backoff.wait()
             wake.set()
 
     async def _cycle(self) -> None:

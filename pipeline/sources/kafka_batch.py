@@ -19,12 +19,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from pipeline import metrics
+from pipeline.sources.positions import GroupAssignment, OffsetLoader, seek_to_stored
 from schemas.records import RawRecord
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Sequence[RawRecord]], Awaitable[None]]
-OffsetLoader = Callable[[Sequence[str]], Awaitable[dict[tuple[str, int], int]]]
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -32,6 +32,7 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._owner.assignment.revoked()
         log.info("partitions revoked: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
@@ -62,6 +63,7 @@ class BatchConsumer:
         max_records: int = 5000,
         linger_ms: int = 50,
         name: str = "bulk",
+        assignment: GroupAssignment | None = None,
     ) -> None:
         self._consumer = consumer
         self._topics = list(topics)
@@ -70,6 +72,7 @@ class BatchConsumer:
         self._max = max_records
         self._linger = linger_ms
         self.name = name
+        self.assignment = assignment or GroupAssignment(name)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -91,13 +94,8 @@ class BatchConsumer:
             os.kill(os.getpid(), signal.SIGTERM)
 
     async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
-        if not assigned:
-            return
-        stored = await self._load_offsets(sorted({tp.topic for tp in assigned}))
-        for tp in assigned:
-            pos = stored.get((tp.topic, tp.partition))
-            if pos is not None:
-                self._consumer.seek(tp, pos)
+        await seek_to_stored(assigned, self._load_offsets, self._consumer.seek)
+        self.assignment.assigned(len(self._consumer.assignment()))
         log.info("%s assigned %d partitions", self.name, len(assigned))
 
     async def _run(self) -> None:

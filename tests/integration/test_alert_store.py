@@ -13,7 +13,8 @@ import asyncpg
 import pytest
 
 from pipeline.clients.postgres import Database
-from pipeline.sinks.postgres.alerts import AlertStore, RecordRejected
+from pipeline.errors import RecordRejected
+from pipeline.sinks.postgres.alerts import AlertStore
 from schemas.canonical import CanonicalAlert, GeoPoint
 from schemas.intents import Discard, Intent, PatchAlert, SetRedis, StoreAlert
 from schemas.records import RawRecord

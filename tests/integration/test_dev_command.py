@@ -5,6 +5,7 @@ be run again right away."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,7 +39,12 @@ def run_dev(tmp: Path, env: dict[str, str], broker_port: int) -> tuple[str, set[
             while time.monotonic() < deadline:
                 text = out.read_text(errors="replace")
                 children |= {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
-                if "telemetry.raw" in text and "alerts stored" in text and "gps.raw" in text:
+                # alarm frames reach the worker through the DC-09 receiver
+                acked = re.search(r"DC-09 receiver: frames \d+ · ACK [1-9]", text)
+                # Axis events through Mosquitto and the bridge, CAP through the local feed
+                acked = acked and re.search(r"mqtt-bridge: forwarded [1-9]", text)
+                acked = acked and re.search(r"cap-poller: forwarded [1-9]", text)
+                if all(w in text for w in ("telemetry.raw", "alerts stored", "gps.raw")) and acked:
                     break
                 assert proc.poll() is None, text
                 time.sleep(0.5)
@@ -59,6 +65,10 @@ def test_dev_runs_shows_status_and_stops_everything_twice(tmp_path: Path, redis_
         "ERIOP_DATABASE_URL": dsn_for(db),
         "ERIOP_METRICS_PORT": str(free_port()),
         "ERIOP_REDIS_URL": redis_url,
+        "ERIOP_RECEIVER__PORT": str(free_port()),
+        "ERIOP_RECEIVER__METRICS_PORT": str(free_port()),
+        "ERIOP_MQTT__METRICS_PORT": str(free_port()),
+        "ERIOP_CAP_FEEDS__METRICS_PORT": str(free_port()),
     }
     env.pop("ERIOP_KAFKA_BOOTSTRAP", None)
     try:
@@ -66,7 +76,7 @@ def test_dev_runs_shows_status_and_stops_everything_twice(tmp_path: Path, redis_
             text, children = run_dev(tmp_path, env, broker_port)
             assert "rec/s" in text
             assert "stopped" in text
-            assert len(children) >= 3  # broker, worker, simulator
+            assert len(children) >= 4  # broker, worker, DC-09 receiver, simulator
             for pid in children:
                 assert (
                     not psutil.pid_exists(pid)

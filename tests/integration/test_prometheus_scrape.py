@@ -23,6 +23,7 @@ import pytest
 from eriop.dev.stack import Broker, free_port
 from eriop.traffic import Message, Traffic
 from eriop.workerproc import WorkerProcess, worker_env
+from pipeline.clients.kafka import INBOUND_TOPICS
 from tests.integration.util import produce, wait_until
 
 pytestmark = pytest.mark.integration
@@ -166,10 +167,10 @@ async def test_prometheus_sees_records_rise_as_traffic_flows(
         "/api/v1/query?"
         + urllib.parse.urlencode({"query": "sum by (topic) (eriop_records_total)"}),
     )
-    assert {r["metric"]["topic"] for r in topics["data"]["result"]} == {
-        "alerts.json",
-        "telemetry.raw",
-    }
+    # every inbound topic's series exists from start; only those with traffic rose
+    values = {r["metric"]["topic"]: float(r["value"][1]) for r in topics["data"]["result"]}
+    assert set(values) == set(INBOUND_TOPICS)
+    assert {topic for topic, v in values.items() if v > 0} == {"alerts.json", "telemetry.raw"}
     rate = await query("sum(increase(eriop_records_total[1m]))")
     assert rate is not None
     assert rate > 0

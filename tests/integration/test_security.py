@@ -15,6 +15,7 @@ from eriop.dev.stack import Broker, free_port
 from eriop.simulate import seed_demo
 from eriop.traffic import Fleet, Traffic
 from eriop.workerproc import WorkerProcess, worker_env
+from pipeline.errors import EXIT_CONFIG, EXIT_UNAVAILABLE
 from pipeline.store.durability import durability_problems
 from tests.integration.util import produce, wait_until
 
@@ -110,7 +111,7 @@ async def test_worker_refuses_a_database_that_may_lose_commits(
     env = worker_env(broker.bootstrap, fresh_db, redis_url)
     w = WorkerProcess(env, tmp_path, "refused").start("--wait", "5")
     assert w.proc is not None
-    assert w.proc.wait(60) == 2
+    assert w.proc.wait(60) == EXIT_CONFIG
     assert "synchronous_commit is off" in w.log()
     assert "Traceback" not in w.log()
     w2 = WorkerProcess({**env, "ERIOP_ALLOW_UNSAFE_DATABASE": "true"}, tmp_path, "allowed").start()
@@ -129,7 +130,7 @@ async def test_secrets_never_reach_logs_or_metrics(
     env = worker_env(broker.bootstrap, dead_pg, redis_url, ERIOP_KAFKA__SASL_PASSWORD=secret)
     w = WorkerProcess(env, tmp_path, "secret").start("--wait", "3")
     assert w.proc is not None
-    assert w.proc.wait(60) == 2
+    assert w.proc.wait(60) == EXIT_UNAVAILABLE
     assert secret not in w.log_path.read_text()
     # a running worker with a password in its Redis URL and Kafka settings
     parts = urlsplit(fresh_db)

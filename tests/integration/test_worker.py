@@ -3,18 +3,25 @@ and a clear message when a dependency is unreachable."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 import pytest
 
 from eriop.dev.stack import Broker, free_port
+from eriop.traffic import Traffic
 from eriop.workerproc import WorkerProcess, worker_env
+from pipeline.errors import EXIT_CONFIG, EXIT_UNAVAILABLE
+from pipeline.runtime.metrics_merge import metric_sum
+from tests.integration.util import produce, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +73,7 @@ def test_worker_serves_health_and_metrics_and_stops_on_sigterm(worker: WorkerPro
 def _bulk_processes(worker: WorkerProcess) -> list[psutil.Process]:
     assert worker.proc is not None
     children = psutil.Process(worker.proc.pid).children()
-    bulk = [c for c in children if c.cmdline()[-2:] == ["--role", "bulk"]]
+    bulk = [c for c in children if "pipeline.runtime.bulk" in c.cmdline()]
     assert bulk, [c.cmdline() for c in children]
     return bulk
 
@@ -116,7 +123,7 @@ def test_unreachable_dependency_gives_a_clear_message(
     assert w.proc is not None
     code = w.proc.wait(60)
     log = w.log()
-    assert code == 2
+    assert code == EXIT_UNAVAILABLE
     assert "waiting for PostgreSQL" in log
     assert "retrying" in log
     assert "cannot start" in log
@@ -130,7 +137,82 @@ def test_idempotent_producer_refused_by_the_broker_is_explained(
     env["ERIOP_KAFKA__IDEMPOTENCE"] = "true"
     w = WorkerProcess(env, tmp_path, "idempotent").start("--wait", "30")
     assert w.proc is not None
-    assert w.proc.wait(60) == 2
+    assert w.proc.wait(60) == EXIT_CONFIG
     log = w.log()
     assert "ERIOP_KAFKA__IDEMPOTENCE=false" in log
     assert "Traceback" not in log
+
+
+async def test_a_fresh_worker_exposes_its_core_series_before_any_traffic(
+    worker: WorkerProcess, group_env: dict[str, str]
+) -> None:
+    worker.wait_healthy()
+    status, body = worker.get("/livez")
+    assert status == 200
+    assert json.loads(body) == {"status": "alive"}
+
+    def ready() -> dict[str, object] | None:
+        code, page = worker.get("/readyz")
+        return json.loads(page) if code == 200 else None
+
+    report = await wait_until(
+        lambda: asyncio.to_thread(ready), timeout=60, what="the worker to be ready"
+    )
+    assert isinstance(report, dict)
+    groups = report["groups"]
+    assert isinstance(groups, dict)
+    # four alert topics and two volume topics of four partitions each
+    assert groups[group_env["ERIOP_KAFKA__ALERTS_GROUP"]]["partitions"] == 16
+    text = worker.get("/metrics")[1].decode()
+    for topic in ("alerts.alarm", "alerts.cap", "telemetry.raw", "gps.raw"):
+        for outcome in ("stored", "duplicate", "dead_lettered", "skipped"):
+            assert f'eriop_records_total{{outcome="{outcome}",topic="{topic}"}} 0.0' in text
+        assert f'eriop_records_consumed_total{{topic="{topic}"}} 0.0' in text
+        assert f'eriop_consumer_lag_records{{partition="0",topic="{topic}"}}' in text
+    assert 'eriop_dead_letters_total{error_code="not_json",stage="decode",topic="gps.raw"} 0.0' in (
+        text
+    )
+    for stream in ("alerts", "telemetry", "gps"):
+        assert f'eriop_batch_size_records_count{{stream="{stream}"}} 0.0' in text
+        assert (
+            f'eriop_end_to_end_latency_seconds_count{{clock="receive",stream="{stream}"}}' in text
+        )
+    # the bulk processes' shares of their group add up on the merged page
+    bulk_group = group_env["ERIOP_KAFKA__BULK_GROUP"]
+    assert f'eriop_consumer_partitions_assigned{{group="{bulk_group}"}} 8.0' in text
+    assert f'eriop_consumer_rebalancing{{group="{bulk_group}"}} 0.0' in text
+    assert "eriop_consumer_rebalance_age_seconds{" in text
+    assert "process_resident_memory_bytes " in text
+    assert "process_cpu_seconds_total " in text
+
+
+async def test_merged_counters_never_go_down_when_a_bulk_process_restarts(
+    broker: Broker, worker: WorkerProcess
+) -> None:
+    worker.wait_healthy()
+    t = Traffic(seed=11, devices=5)
+    now = datetime.now(UTC)
+    sent = await produce(broker.bootstrap, [t.telemetry(now) for _ in range(200)])
+
+    def consumed() -> float:
+        page = worker.get("/metrics")[1].decode()
+        return metric_sum(page, "eriop_records_consumed_total", topic="telemetry.raw")
+
+    await wait_until(
+        lambda: asyncio.to_thread(lambda: consumed() >= sent), timeout=60, what="telemetry"
+    )
+    before = consumed()
+    victim = _bulk_processes(worker)[0]
+    victim.kill()
+    seen = [before]
+
+    def restarted() -> bool:
+        seen.append(consumed())
+        pids = {p.pid for p in _bulk_processes(worker)}
+        return victim.pid not in pids and len(pids) == min(os.cpu_count() or 1, 4)
+
+    await wait_until(lambda: asyncio.to_thread(restarted), timeout=60, what="a new bulk process")
+    worker.wait_healthy()
+    seen.append(consumed())
+    assert all(b >= a for a, b in itertools.pairwise(seen)), seen
+    assert seen[-1] >= before

@@ -11,10 +11,16 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from my_dc09_spt.msg import dc03_msg, dc05_msg, dc09_msg  # type: ignore[import-untyped]
 
 from pipeline.decoders.alarm.dc09 import crc16_arc
 from pipeline.decoders.alarm.dc09_data import cid16_check_digit
 from pipeline.decoders.alarm.decoder import decode_alarm
+from pipeline.decoders.alarm.supervision import (
+    LineChange,
+    checkin_intervals,
+    line_change_envelope,
+)
 from pipeline.decoders.envelope import NS_DEVICE
 from pipeline.errors import InputError
 from pipeline.settings import AlarmSettings
@@ -909,3 +915,297 @@ def test_oversize_and_tombstone() -> None:
     assert decode_error(value, max_bytes=len(value) - 1).error_code == "oversize"
     assert len(decode(value, max_bytes=len(value))) == 1
     assert decode(None) == [Discard("tombstone")]
+
+
+# --- real-world tolerance (frames as independent transmitters send them) ----------
+# my_dc09_spt is an independent DC-09 transmitter (github.com/jvanovost/dc09_spt):
+# no R or L unless configured, "#0000|" when the event has no account, "ti" with
+# seconds, clear frames without a stamp, encrypted ones with a random pad.
+
+
+def transmitter(account: str = "1234", key: str | None = None, **kw: Any) -> dc09_msg:
+    return dc09_msg(account, key=bytes.fromhex(key) if key else None, **kw)
+
+
+def sent(frame: str) -> bytes:
+    return frame.encode("ascii")
+
+
+def test_real_transmitter_poll_without_receiver_and_line_is_a_heartbeat() -> None:
+    frame = transmitter().dc09poll()
+    assert '"NULL"0000#1234[]' in frame
+    intents = decode(sent(frame))
+    (row,) = rows_of(intents)
+    assert (row.metric_name, row.device_id) == ("alarm.heartbeat", device_of("1234"))
+    assert any(isinstance(i, SetRedis) and i.key == "eriop:alarm:alive:1234" for i in intents)
+
+
+def test_real_transmitter_event_without_receiver_and_line() -> None:
+    msg = dc03_msg.dc03event("1234", {"code": "BA", "zone": "12", "area": "1"})
+    alert = only_alert(decode(sent(transmitter().dc09block(17, "SIA-DCS", msg))))
+    assert (alert.type, alert.severity, alert.metadata["site"]) == ("intrusion", 2, "1234")
+    assert alert.metadata["dc09"]["rcvr"] is None
+    assert alert.metadata["dc09"]["line"] is None
+    assert alert.external_id.startswith("dc09:1234:0017:sia-BA-12-a1:")
+
+
+def test_real_transmitter_with_receiver_and_line() -> None:
+    msg = dc03_msg.dc03event("1234", {"code": "FA", "zone": "3"})
+    frame = transmitter(receiver=0x1A, line=2).dc09block(5, "SIA-DCS", msg)
+    assert '"SIA-DCS"0005R1AL2#1234[' in frame
+    alert = only_alert(decode(sent(frame)))
+    assert (
+        alert.metadata["dc09"] | {"token": "SIA-DCS", "rcvr": "1A", "line": "2"}
+        == (alert.metadata["dc09"])
+    )
+
+
+def test_ti_with_seconds_from_a_real_transmitter() -> None:
+    params = {"code": "BA", "zone": "12", "area": "1", "time": "10:30:15"}
+    frame = transmitter().dc09block(18, "SIA-DCS", dc03_msg.dc03event("1234", params))
+    assert "ti10:30:15BA12" in frame
+    alert = only_alert(decode(sent(frame)))
+    assert alert.metadata["sia"]["ti"] == "10:30:15"
+    assert (alert.metadata["sia"]["code"], alert.metadata["sia"]["number"]) == ("BA", 12)
+    without = only_alert(decode(sia("#4711|Nti10:30ri1/BA012")))
+    assert without.metadata["sia"]["ti"] == "10:30"
+
+
+@pytest.mark.parametrize("token", ["SIA-DCS", "ADM-CID"])
+def test_placeholder_account_in_the_data_block_counts_for_the_header(token: str) -> None:
+    if token == "SIA-DCS":
+        msg = dc03_msg.dc03event(None, {"code": "BA", "zone": "12"})
+    else:
+        msg = dc05_msg.dc05event(None, {"code": "130", "zone": "12", "area": "1"})
+    assert msg.startswith("#0000|")
+    alert = only_alert(decode(sent(transmitter("4711").dc09block(21, token, msg))))
+    assert (alert.metadata["account"], alert.metadata["site"]) == ("4711", "4711")
+    assert alert.external_id.startswith("dc09:4711:0021:")
+
+
+@pytest.mark.parametrize("data", ["#0000|", "#0000", "#000000|"])
+def test_null_with_placeholder_account_counts_for_the_header(data: str) -> None:
+    intents = decode(make_frame(f'"NULL"0000R2L3#4711[{data}]' + STAMP))
+    (row,) = rows_of(intents)
+    assert row.device_id == device_of("4711")
+    assert SetRedis("eriop:alarm:alive:4711", "2025-03-14T09:15:02Z") in intents
+    assert not any(isinstance(i, SetRedis) and i.key.endswith(":0000") for i in intents)
+
+
+def test_null_with_only_a_placeholder_account_has_no_account() -> None:
+    intents = decode(make_frame('"NULL"0000R2L3[#0000|]' + STAMP))
+    assert intents == [Discard("heartbeat_no_account")]
+
+
+def test_real_transmitter_encrypted_event_and_poll() -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    spt = transmitter("5F21", key=SAMPLE_KEY)
+    msg = dc03_msg.dc03event("5F21", {"code": "PA", "zone": "3", "area": "1"})
+    alert = only_alert(decode(sent(spt.dc09block(7, "SIA-DCS", msg)), now=now))
+    assert (alert.type, alert.metadata["dc09"]["encrypted"]) == ("panic", True)
+    occurred = datetime.fromisoformat(alert.metadata["occurred_at"])
+    assert abs((occurred - now).total_seconds()) < 5  # the transmitter's stamp
+    (row,) = rows_of(decode(sent(spt.dc09poll()), now=now))
+    assert (row.metric_name, row.device_id) == ("alarm.heartbeat", device_of("5F21"))
+
+
+def test_real_transmitter_aes_256() -> None:
+    key = "0123456789ABCDEF" * 4
+    settings = settings_with({"7777": {"key": key}})
+    spt = transmitter("7777", key=key, line=1)
+    msg = dc05_msg.dc05event("7777", {"code": "110", "zone": "4", "area": "1"})
+    alert = only_alert(decode(sent(spt.dc09block(8, "ADM-CID", msg)), settings))
+    assert (alert.type, alert.severity) == ("fire", 1)
+
+
+@pytest.mark.parametrize("pad", ["kT8w2QzV4n5", "x" * 27])
+def test_encrypted_null_without_pad_separator_is_a_link_test(pad: str) -> None:
+    plain = pad + "]_09:40:05,03-14-2025"
+    plain = "p" * (-len(plain) % 16) + plain
+    data = plain.encode("ascii")
+    enc = Cipher(algorithms.AES(bytes.fromhex(SAMPLE_KEY)), modes.CBC(bytes(16))).encryptor()
+    cipher_hex = (enc.update(data) + enc.finalize()).hex().upper()
+    intents = decode(encrypted_frame(cipher_hex, token="NULL"))
+    (row,) = rows_of(intents)
+    assert (row.metric_name, row.device_id) == ("alarm.heartbeat", device_of("5F21"))
+    assert row.time == datetime(2025, 3, 14, 9, 40, 5, tzinfo=UTC)
+
+
+def test_encrypted_event_without_pad_separator_is_still_decrypt_failed() -> None:
+    plain = "p" * 7 + "#5F21Nri1/PA003]_09:40:05,03-14-2025"
+    plain = "p" * (-len(plain) % 16) + plain
+    data = plain.encode("ascii")
+    enc = Cipher(algorithms.AES(bytes.fromhex(SAMPLE_KEY)), modes.CBC(bytes(16))).encryptor()
+    cipher_hex = (enc.update(data) + enc.finalize()).hex().upper()
+    err = decode_error(encrypted_frame(cipher_hex))
+    assert (err.stage, err.error_code) == ("decode", "decrypt_failed")
+
+
+@pytest.mark.parametrize("seq", ["000A", "000a", "00FF"])
+def test_hex_sequence_numbers(seq: str) -> None:
+    alert = only_alert(decode(sia("#4711|Nri2/BA017", seq=seq)))
+    assert alert.external_id == f"dc09:4711:{seq.upper()}:sia-BA-17-a2:2025031409"
+    assert alert.metadata["dc09"]["seq"] == seq
+
+
+def test_retransmission_with_hex_sequence_number_is_one_alert() -> None:
+    """A re-sent frame is re-stamped and may reach another receiver: same id."""
+    first = only_alert(decode(sia("#4711|Nri2/BA017", seq="000A")))
+    body = '"SIA-DCS"000AR7L1#4711[#4711|Nri2/BA017]_09:15:32,03-14-2025'
+    again = only_alert(decode(envelope_value(make_frame(body), receiver="rcv-south-2")))
+    assert again.external_id == first.external_id
+    after_0009 = only_alert(decode(sia("#4711|Nri2/BA017", seq="0009")))
+    assert after_0009.external_id != first.external_id
+    decimal_ten = only_alert(decode(sia("#4711|Nri2/BA017", seq="0010")))
+    assert decimal_ten.external_id != first.external_id
+
+
+def test_frame_without_line_uses_the_line_0_account_entry() -> None:
+    settings = settings_with({"L0#9999": {"site": "Depot 9"}})
+    alert = only_alert(decode(make_frame('"SIA-DCS"0042#9999[#9999|Nri1/BA012]' + STAMP), settings))
+    assert alert.metadata["site"] == "Depot 9"
+
+
+@pytest.mark.parametrize("data", ["#1247|18 1 120 01 007", "#1247|18 1120 01 007"])
+def test_contact_id_with_message_type_prefix_decodes_like_the_plain_form(data: str) -> None:
+    plain = only_alert(decode(cid("#1247|1120 01 007", acct="1247")))
+    alert = only_alert(decode(cid(data, acct="1247")))
+    assert (alert.type, alert.severity) == ("panic", 1)
+    assert alert.external_id == plain.external_id
+    assert alert.metadata["cid"] == plain.metadata["cid"]
+
+
+def test_cid16_account_with_hex_digit_a() -> None:
+    alert = only_alert(decode(envelope_value("1AC3181130010045", receiver="pstn-1")))
+    assert (alert.type, alert.metadata["account"], alert.metadata["site"]) == (
+        "intrusion",
+        "1AC3",
+        "1AC3",
+    )
+    assert alert.external_id == "cid16:1AC3:1130-01-004:202503140915"
+
+
+# --- line supervision messages (1.12) ----------------------------------------------
+
+SINCE = datetime(2025, 3, 14, 8, 40, 0, 125000, tzinfo=UTC)
+FOUND = datetime(2025, 3, 14, 9, 12, 0, tzinfo=UTC)
+
+
+def line_change(state: str = "failed", **kw: Any) -> LineChange:
+    fields: dict[str, Any] = {
+        "account": "4711",
+        "line": "3",
+        "state": state,
+        "since": SINCE,
+        "at": FOUND,
+        "interval_s": 1800.0,
+    }
+    fields.update(kw)
+    return LineChange(**fields)
+
+
+def test_communication_failure_is_one_supervisory_alert() -> None:
+    settings = settings_with({"4711": {"site": "Warehouse 7", "address": {"city": "Espoo"}}})
+    value = line_change_envelope(line_change(), "rcv-north-1")
+    alert = only_alert(decode(value, settings))
+    assert (alert.source, alert.type, alert.severity) == ("alarm_system", "supervisory", 3)
+    assert alert.external_id == "line:4711:2025-03-14T08:40:00.125000Z"
+    assert alert.title == "Communication failure - account Warehouse 7, line 3"
+    assert alert.description == (
+        "No event or link test from account 4711 since 2025-03-14T08:40:00.125000Z"
+        " (expected at least every 1800 s)."
+    )
+    assert alert.address == {"city": "Espoo"}
+    assert (alert.received_at, alert.processed_at) == (FOUND, NOW)
+    meta = alert.metadata
+    assert (meta["site"], meta["account"], meta["receiver"]) == (
+        "Warehouse 7",
+        "4711",
+        "rcv-north-1",
+    )
+    assert meta["match_key"] == "Warehouse 7|line:4711"
+    assert meta["supervision"]["state"] == "failed"
+    assert alert.raw_payload["format"] == "supervision"
+
+
+def test_the_same_outage_from_another_receiver_or_repeated_has_the_same_id() -> None:
+    first = only_alert(decode(line_change_envelope(line_change(), "rcv-north-1")))
+    later = line_change(at=FOUND + timedelta(seconds=20), line=None)
+    other = only_alert(decode(line_change_envelope(later, "rcv-south-2")))
+    assert other.external_id == first.external_id
+    next_outage = line_change(since=SINCE + timedelta(hours=2))
+    assert only_alert(decode(line_change_envelope(next_outage, "x"))).external_id != (
+        first.external_id
+    )
+
+
+def test_restore_patches_the_open_failure() -> None:
+    failure = only_alert(decode(line_change_envelope(line_change(), "rcv-north-1")))
+    restored = line_change("restored", at=FOUND + timedelta(minutes=3))
+    patch = only_patch(decode(line_change_envelope(restored, "rcv-north-1")))
+    assert (patch.kind, patch.source) == ("restore", "alarm_system")
+    assert patch.match_key == failure.metadata["match_key"]
+    assert patch.metadata_patch == {
+        "restored_at": "2025-03-14T09:15:00Z",
+        "restore_external_id": "line:4711:2025-03-14T08:40:00.125000Z:restored",
+    }
+    (miss,) = patch.on_miss
+    (row,) = rows_of([miss])
+    assert (row.metric_name, row.device_id) == ("alarm.restore", device_of("4711"))
+    assert row.metadata["unmatched"] is True
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"account": None}, "missing_field"),
+        ({"account": "47-11"}, "invalid_value"),
+        ({"account": 4711}, "invalid_value"),
+        ({"line": 3}, "invalid_value"),
+        ({"state": None}, "missing_field"),
+        ({"state": "down"}, "invalid_value"),
+        ({"since": None}, "missing_field"),
+        ({"since": "2025-03-14T08:40:00"}, "invalid_value"),
+        ({"interval_s": -1}, "value_out_of_range"),
+        ({"interval_s": "1800"}, "invalid_value"),
+    ],
+)
+def test_malformed_supervision_messages_are_dead_lettered(
+    change: dict[str, Any], code: str
+) -> None:
+    body = {**line_change().as_json(), **change}
+    body = {k: v for k, v in body.items() if v is not None}
+    value = json.dumps(
+        {"receiver": "rcv-1", "received_at": "2025-03-14T09:12:00Z", "supervision": body}
+    ).encode()
+    err = decode_error(value)
+    assert (err.stage, err.error_code) == ("validate", code)
+
+
+def test_supervision_envelope_needs_receiver_and_received_at() -> None:
+    body = line_change().as_json()
+    err = decode_error(
+        json.dumps({"received_at": "2025-03-14T09:12:00Z", "supervision": body}).encode()
+    )
+    assert (err.error_code, err.reason) == ("missing_field", "envelope.receiver is required")
+    err = decode_error(json.dumps({"receiver": "r", "supervision": body}).encode())
+    assert err.error_code == "missing_field"
+    err = decode_error(
+        json.dumps({"receiver": "r", "received_at": "x", "supervision": []}).encode()
+    )
+    assert err.error_code == "invalid_value"
+
+
+def test_checkin_intervals_per_account() -> None:
+    settings = settings_with(
+        {
+            "4711": {"checkin_interval_s": 600},
+            "L3#4711": {"checkin_interval_s": 90},
+            "l1#0a12": {"checkin_interval_s": 0},
+            "9999": {"site": "no override"},
+        }
+    )
+    assert checkin_intervals(settings.accounts) == {"4711": 90.0, "0A12": 0.0}
+    assert SETTINGS.checkin_interval_s == 1800
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        AlarmSettings.model_validate({"accounts": {"1": {"checkin_interval_s": -5}}})

@@ -10,19 +10,12 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from pipeline.decoders.axis.decoder import (
-    AxisEdgeTracker,
-    AxisEvent,
-    AxisStateStore,
-    DeviceDirectory,
-    DeviceInfo,
-    device_ms,
-    parse_axis,
-)
+from pipeline.decoders.axis.event import AxisEvent, device_ms, parse_axis
 from pipeline.decoders.axis.mapping import strip_topic
 from pipeline.errors import InputError
 from pipeline.settings import AxisInput, AxisSettings
-from schemas.canonical import CanonicalAlert, GeoPoint
+from pipeline.stages.axis_edges import AxisEdgeTracker, AxisStateStore, DeviceDirectory
+from schemas.canonical import CanonicalAlert, DeviceInfo, GeoPoint
 from schemas.intents import Discard, Intent, PatchAlert, SetRedis, StoreAlert
 from schemas.records import RawRecord
 from tests.samples import EPOCH, alert_view, assert_subset, epoch_ms, load_fixtures, sample_records

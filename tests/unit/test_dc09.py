@@ -163,7 +163,9 @@ def test_strip_frame(raw: bytes, expected: bytes) -> None:
 def test_parse_frame_header_fields() -> None:
     frame = parse_frame(make_frame('"ADM-CID"0043R2aL3f#47a1[#47A1|1110 01 004]'))
     assert (frame.protocol, frame.encrypted, frame.seq) == ("ADM-CID", False, "0043")
-    assert (frame.rcvr, frame.line, frame.account) == ("2A", "3F", "47A1")
+    # receiver and line as sent (a reply echoes them); the account upper case for lookups
+    assert (frame.rcvr, frame.line, frame.account) == ("2a", "3f", "47A1")
+    assert frame.account_sent == "47a1"
     assert frame.rest == "#47A1|1110 01 004]"
     assert frame.text[8:] == '"ADM-CID"0043R2aL3f#47a1[#47A1|1110 01 004]'
 
@@ -187,11 +189,36 @@ def test_non_frames_are_unknown_format(raw: bytes) -> None:
     assert err.value.error_code == "unknown_format"
 
 
-@pytest.mark.parametrize("body", ['"SIA-DCS"42L0[]', '"SIA-DCS"0042R2#4711[]', '"SIA-DCS"0042L3'])
+@pytest.mark.parametrize(
+    "body", ['"SIA-DCS"42L0[]', '"SIA-DCS"00G2L0[]', '"SIA-DCS"0042X2#4711[]', '"SIA-DCS"0042L3']
+)
 def test_malformed_header_after_good_crc_is_unknown_format(body: str) -> None:
     with pytest.raises(DecodeError) as err:
         parse_frame(make_frame(body))
     assert err.value.error_code == "unknown_format"
+
+
+@pytest.mark.parametrize(
+    ("body", "rcvr", "line", "account"),
+    [
+        # a widely used transmitter library sends neither R nor L unless configured
+        ('"NULL"0000#1234[]', None, None, "1234"),
+        ('"SIA-DCS"0001R1#1234[#1234|NRP]', "1", None, "1234"),
+        ('"SIA-DCS"0001L2#1234[#1234|NRP]', None, "2", "1234"),
+        ('"NULL"0000[]', None, None, None),
+    ],
+)
+def test_receiver_and_line_fields_are_optional(
+    body: str, rcvr: str | None, line: str | None, account: str | None
+) -> None:
+    frame = parse_frame(make_frame(body))
+    assert (frame.rcvr, frame.line, frame.account) == (rcvr, line, account)
+
+
+@pytest.mark.parametrize(("seq", "sent"), [("0009", "0009"), ("000A", "000A"), ("00ff", "00ff")])
+def test_sequence_number_may_be_hex(seq: str, sent: str) -> None:
+    frame = parse_frame(make_frame(f'"SIA-DCS"{seq}L0#1234[#1234|NRP]'))
+    assert frame.seq == sent
 
 
 def test_frame_text_falls_back_to_windows_1252() -> None:
@@ -297,6 +324,40 @@ def test_plaintext_without_pad_separator_is_decrypt_failed() -> None:
     assert "1234" not in err.value.reason
 
 
+NULL_STAMP = "]_10:00:00,03-14-2025"
+
+
+@pytest.mark.parametrize("pad", ["kT8w2QzV4n", "", "x" * 27])
+def test_encrypted_null_without_pad_separator_is_a_link_test(pad: str) -> None:
+    plain = pad + NULL_STAMP
+    plain = "p" * (-len(plain) % 16) + plain
+    assert decrypt_rest(encrypt(plain), SAMPLE_KEY, null=True) == NULL_STAMP
+    block = split_rest(decrypt_rest(encrypt(plain), SAMPLE_KEY, null=True), encrypted=True)
+    assert (block.data, block.stamp) == ("", NULL_STAMP[2:])
+
+
+@pytest.mark.parametrize(
+    "plain",
+    [
+        "pppppppppp]_10:00:00,03-14-20",  # no whole stamp
+        "ppppppp[X1]]_10:00:00,03-14-2025",  # an xdata block is not pad
+        "pppppppppppppp]_10:00:00,03-14-2025]",  # bytes after the stamp
+    ],
+)
+def test_encrypted_null_without_separator_needs_a_stamp_at_the_end(plain: str) -> None:
+    plain = "p" * (-len(plain) % 16) + plain
+    with pytest.raises(DecodeError) as err:
+        decrypt_rest(encrypt(plain), SAMPLE_KEY, null=True)
+    assert err.value.error_code == "decrypt_failed"
+
+
+def test_only_null_frames_may_omit_the_pad_separator() -> None:
+    plain = "p" * 11 + NULL_STAMP
+    with pytest.raises(DecodeError) as err:
+        decrypt_rest(encrypt(plain), SAMPLE_KEY)
+    assert err.value.error_code == "decrypt_failed"
+
+
 # --- SIA-DCS data -------------------------------------------------------------------
 
 
@@ -366,7 +427,19 @@ def test_sia_data_errors(data: str, code: str) -> None:
 # --- Contact ID ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("data", ["#4711|1110 01 004", "#47111110 01 004", "1110 01 004"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        "#4711|1110 01 004",
+        "#47111110 01 004",
+        "1110 01 004",
+        # with the phone-line message type first, as some panels write it
+        "#4711|18 1 110 01 004",
+        "#4711|18 1110 01 004",
+        "#4711|98 1110 01 004",
+        "18 1110 01 004",
+    ],
+)
 def test_contact_id_data(data: str) -> None:
     cid = parse_contact_id(data)
     assert (cid.qualifier, cid.code, cid.partition, cid.zone) == (1, "110", "01", "004")
@@ -421,10 +494,24 @@ def test_cid16_zero_check_digit_counts_as_ten() -> None:
     first15 = _first15_with_sum_mod(5)
     assert cid16_check_digit(first15) == "0"
     assert cid16_checksum_ok(first15 + "0")
-    # A would weigh the same, but it is no Contact ID digit
+    # A, the name some receivers give the tenth tone, weighs the same
+    assert cid16_checksum_ok(first15 + "A")
+    assert parse_cid16(first15 + "A").event.zone == first15[12:]
+
+
+def test_cid16_account_with_hex_digit_a() -> None:
+    # 1+10+12+3 + 1+8 + 1+1+3+10 + 10+1 + 10+10+4 = 85; 85 mod 15 = 10; S = 5
+    first15 = "1AC3181130010" + "04"
+    assert cid16_check_digit(first15) == "5"
+    parsed = parse_cid16(first15 + "5")
+    assert (parsed.account, parsed.message_type) == ("1AC3", "18")
+    event = parsed.event
+    assert (event.qualifier, event.code, event.partition, event.zone) == (1, "130", "01", "004")
+    # A weighs 10 like 0: the same string with 0 for A has the same check digit
+    assert cid16_check_digit("10C3181130010" + "04") == "5"
     with pytest.raises(DecodeError) as err:
-        parse_cid16(first15 + "A")
-    assert err.value.error_code == "unknown_format"
+        parse_cid16(first15 + "6")
+    assert err.value.error_code == "bad_checksum"
 
 
 @pytest.mark.parametrize("position", range(16))
@@ -458,7 +545,13 @@ def test_cid16_qualifier_out_of_range() -> None:
 
 @pytest.mark.parametrize(
     ("text", "ok"),
-    [("471118110001003C", True), ("471118110001003c", True), ("47111811A001003C", False)],
+    [
+        ("471118110001003C", True),
+        ("471118110001003c", True),
+        ("1AC3181130010045", True),
+        ("47111811A001003C", False),
+        ("4711A8110001003C", False),
+    ],
 )
 def test_cid16_shape(text: str, ok: bool) -> None:
     assert is_cid16(text) is ok

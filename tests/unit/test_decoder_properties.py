@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pipeline.decoders.alarm.decoder import decode_alarm
 from pipeline.decoders.alert_json import decode_alert_json
-from pipeline.decoders.axis.decoder import AxisEdgeTracker, DeviceInfo, parse_axis
+from pipeline.decoders.axis.event import parse_axis
 from pipeline.decoders.cap.decoder import decode_cap
 from pipeline.decoders.gps.decoder import decode_gps
 from pipeline.decoders.telemetry.decoder import decode_telemetry
@@ -28,6 +28,8 @@ from pipeline.settings import (
     GpsSettings,
     TelemetrySettings,
 )
+from pipeline.stages.axis_edges import AxisEdgeTracker
+from schemas.canonical import DeviceInfo
 from schemas.intents import Discard
 from schemas.records import RawRecord
 from tests.conftest import load_fixtures, load_samples

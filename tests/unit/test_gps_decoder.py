@@ -470,6 +470,35 @@ def test_void_fixes_are_discarded(body: str) -> None:
     assert out.reason == "void_fix"
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # a receiver without a fix that leaves the status empty
+        "GPRMC,102230.00,,,,,,,,140325,,,N",
+        "GPRMC,102230.00,,6011.2345,N,02456.7890,E,0.0,0.0,140325,,,A",
+        # NMEA 4.1: navigational status V (field 13) says the fix is not valid
+        "GNRMC,102230.00,A,6011.2345,N,02456.7890,E,0.0,0.0,140325,,,A,V",
+        "GNRMC,102230.00,V,,,,,,,140325,,,N,V",
+        # mode N with status A: the mode decides
+        "GNRMC,102230.00,A,6011.2345,N,02456.7890,E,0.0,0.0,140325,,,N,S",
+    ],
+)
+def test_void_fixes_of_real_receivers_are_discarded_not_dead_lettered(body: str) -> None:
+    out = decode(nmea(body), key=b"AMB-12")
+    assert isinstance(out, Discard)
+    assert out.reason == "void_fix"
+
+
+@pytest.mark.parametrize("nav_status", ["S", "C", "U"])
+def test_nmea_41_navigational_status_other_than_v_keeps_the_fix(nav_status: str) -> None:
+    got = fix(nmea(RMC + "," + nav_status))
+    assert (round(got.lat, 6), round(got.lon, 6)) == (60.187242, 24.946483)
+
+
+def test_rmc_status_other_than_a_v_or_empty_is_invalid() -> None:
+    assert fails(nmea(RMC.replace(",A,", ",X,", 1))) == ("validate", "invalid_value")
+
+
 def test_void_gga_voids_its_rmc() -> None:
     out = decode(nmea(RMC, GGA.replace(",E,1,", ",E,0,")))
     assert isinstance(out, Discard)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.runtime.metrics_merge import merge_exposition, metric_sum
+from pipeline.runtime.metrics_merge import counters_only, merge_exposition, metric_sum
 
 
 def _page(consumed: dict[str, int], up: float, lag: float | None, latencies: list[float]) -> str:
@@ -64,3 +64,25 @@ def test_metric_sum_adds_the_samples_that_match_the_labels() -> None:
     assert metric_sum(page, "eriop_records_consumed_total") == 5
     assert metric_sum(page, "eriop_records_consumed_total", topic="gps.raw") == 3
     assert metric_sum(page, "eriop_records_consumed_total", topic="telemetry.raw") == 0
+
+
+def test_counters_only_keeps_what_adds_up_over_processes() -> None:
+    page = _page({"telemetry.raw": 9}, up=1, lag=4, latencies=[0.5])
+    kept = _samples(counters_only(page))
+    assert kept[("eriop_records_consumed_total", (("topic", "telemetry.raw"),))] == 9
+    assert kept[("eriop_db_write_seconds_count", (("stream", "telemetry"),))] == 1
+    assert not [
+        name for name, _ in kept if name in ("eriop_worker_up", "eriop_consumer_lag_records")
+    ]
+    assert counters_only("") == ""
+
+
+def test_partitions_assigned_are_shares_that_add_up() -> None:
+    def share(n: int) -> str:
+        reg = CollectorRegistry()
+        g = Gauge("eriop_consumer_partitions_assigned", "p", ["group"], registry=reg)
+        g.labels("eriop-bulk").set(n)
+        return generate_latest(reg).decode()
+
+    merged = _samples(merge_exposition([share(0), share(2), share(2)]))
+    assert merged[("eriop_consumer_partitions_assigned", (("group", "eriop-bulk"),))] == 4

@@ -38,6 +38,8 @@ EXPECTED_ALERTS = {
     "EriopRedisUnreachable": None,
     "EriopOutboxBacklog": None,
     "EriopBulkProcessRestarting": "ticket",
+    "EriopAlarmLinesFailed": "ticket",
+    "EriopLineSupervisionStalled": "page",
 }
 SEVERITIES = {"page", "ticket"}
 
@@ -262,6 +264,8 @@ def test_alert_expressions_use_the_intended_metrics() -> None:
         "EriopRedisUnreachable": {"eriop_dependency_up"},
         "EriopOutboxBacklog": {"eriop_outbox_pending"},
         "EriopBulkProcessRestarting": {"eriop_bulk_process_restarts_total"},
+        "EriopAlarmLinesFailed": {"eriop_supervision_accounts_failed"},
+        "EriopLineSupervisionStalled": {"eriop_supervision_last_check_timestamp_seconds"},
     }
     for name, metrics in expected.items():
         assert metric_names(alerts[name]["expr"]) == metrics, name

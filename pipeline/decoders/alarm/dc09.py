@@ -23,11 +23,17 @@ from pipeline.errors import DecodeError, ValidationError
 TOKENS: Final = frozenset({"SIA-DCS", "ADM-CID", "NULL"})
 
 _HEAD_RE: Final = re.compile(r'([0-9A-Fa-f]{4})(0[0-9A-Fa-f]{3})"(\*?)([^"]{0,20})"')
+# Sequence numbers are decimal in the standard; some transmitters count in hex
+# (0009, 000A). R and L are optional: a widely used transmitter library omits both.
 _ADDRESS_RE: Final = re.compile(
-    r"([0-9]{4})(?:R([0-9A-Fa-f]{1,6}))?L([0-9A-Fa-f]{1,6})(?:#([0-9A-Fa-f]{3,16}))?\["
+    r"([0-9A-Fa-f]{4})(?:R([0-9A-Fa-f]{1,6}))?(?:L([0-9A-Fa-f]{1,6}))?(?:#([0-9A-Fa-f]{3,16}))?\["
 )
 _STAMP_RE: Final = re.compile(
     r"([0-9]{2}):([0-9]{2}):([0-9]{2}),([0-9]{2})-([0-9]{2})-([0-9]{4})", re.ASCII
+)
+# The end of a decrypted NULL block whose sender put no "|" after the pad.
+_NULL_TAIL_RE: Final = re.compile(
+    r"\](_[0-9]{2}:[0-9]{2}:[0-9]{2},[0-9]{2}-[0-9]{2}-[0-9]{4})\Z", re.ASCII
 )
 _HEX_RE: Final = re.compile(r"[0-9A-Fa-f]+")
 _ZERO_IV: Final = bytes(16)
@@ -84,17 +90,23 @@ def strip_frame(raw: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """A DC-09 frame whose CRC matched; ``rest`` follows the opening ``[``."""
+    """A DC-09 frame whose CRC matched; ``rest`` follows the opening ``[``.
+
+    ``seq``, ``rcvr`` and ``line`` are the text as sent (None when the field is
+    absent), so that a reply can echo exactly what came; ``account`` is upper
+    case for lookups and ids, ``account_sent`` the text as sent.
+    """
 
     text: str
     protocol: str
     encrypted: bool
     seq: str
     rcvr: str | None
-    line: str
+    line: str | None
     account: str | None
     rest: str
     length_mismatch: bool
+    account_sent: str | None = None
 
 
 def length_matches(declared: str, body_length: int) -> bool:
@@ -130,19 +142,22 @@ def parse_frame(raw: bytes) -> Frame:
         protocol=token,
         encrypted=head[3] == "*",
         seq=address[1],
-        rcvr=address[2].upper() if address[2] else None,
-        line=address[3].upper(),
+        rcvr=address[2],
+        line=address[3],
         account=account.upper() if account else None,
         rest=text[address.end() :],
         length_mismatch=not length_matches(head[2], len(body)),
+        account_sent=account,
     )
 
 
-def decrypt_rest(cipher_hex: str, key_hex: str) -> str:
+def decrypt_rest(cipher_hex: str, key_hex: str, *, null: bool = False) -> str:
     """Decrypt the body of a ``*`` frame; return the clear part after the pad.
 
     AES-CBC with a zero IV and no unpadding: the sender pads at the front, up to
-    the first ``|``, so the clear part is ``data "]" *xdata stamp``.
+    the first ``|``, so the clear part is ``data "]" *xdata stamp``. A ``NULL``
+    block has no data, and some senders then write no ``|`` either: a block
+    ending in ``]_HH:MM:SS,MM-DD-YYYY`` is then the empty data and its stamp.
     """
     if len(cipher_hex) % 2 or not _HEX_RE.fullmatch(cipher_hex):
         raise DecodeError("decrypt_failed", "encrypted DC-09 body is not whole hex bytes")
@@ -159,6 +174,9 @@ def decrypt_rest(cipher_hex: str, key_hex: str) -> str:
         raise DecodeError("decrypt_failed", "decrypted DC-09 block is not ASCII") from None
     _pad, sep, after = clear.partition("|")
     if not sep:
+        tail = _NULL_TAIL_RE.search(clear) if null else None
+        if tail is not None and "[" not in clear and clear.count("]") == 1:
+            return "]" + tail[1]
         raise DecodeError("decrypt_failed", "decrypted DC-09 block has no pad separator")
     return after
 

@@ -22,10 +22,15 @@ QUALIFIERS: Final = frozenset({1, 3, 6})
 CID16_MESSAGE_TYPES: Final = frozenset({"18", "98"})
 
 _ACCOUNT_PREFIX_RE: Final = re.compile(r"(?:#([0-9A-Fa-f]{3,16}))?\|?")
+# Some panels write the phone-line message type first ("18 1 120 01 007",
+# "18 1120 01 007"); it says nothing the DC-09 token does not.
 _CID_RE: Final = re.compile(
-    r"(?:#([0-9A-Fa-f]{3,16}))?\|?([0-9A-Fa-f])([0-9A-Fa-f]{3}) ([0-9A-Fa-f]{2}) ([0-9A-Fa-f]{3})"
+    r"(?:#([0-9A-Fa-f]{3,16}))?\|?(?:[19]8 )?"
+    r"([0-9A-Fa-f]) ?([0-9A-Fa-f]{3}) ([0-9A-Fa-f]{2}) ([0-9A-Fa-f]{3})"
 )
-_CID16_RE: Final = re.compile(r"[0-9B-Fb-f]{16}")
+# A, the value 10 like 0, is written by some receivers in the account and the
+# check digit; elsewhere it would stand for a number and is not accepted.
+_CID16_RE: Final = re.compile(r"[0-9A-Fa-f]{4}[0-9B-Fb-f]{11}[0-9A-Fa-f]")
 _MOD_NUMBER_RE: Final = re.compile(r"[0-9]{1,4}")
 _TIME_OF_DAY_RE: Final = re.compile(r"[0-9]{2}:[0-9]{2}(?::[0-9]{2})?")
 _CODE_RE: Final = re.compile(r"[A-Z]{2}")
@@ -160,12 +165,13 @@ def parse_contact_id(data: str) -> ContactId:
 
 
 def _cid16_value(digit: str) -> int:
-    # On the phone line the digit 0 is sent as the tenth tone, so it weighs 10.
+    # On the phone line the digit 0 is sent as the tenth tone, so it weighs 10,
+    # as does A (hex 10), the name some receivers give that tone.
     return 10 if digit == "0" else int(digit, 16)
 
 
 def cid16_checksum_ok(digits: str) -> bool:
-    """All 16 digit values (0 counted as 10) add up to a multiple of 15."""
+    """All 16 digit values (0 and A counted as 10) add up to a multiple of 15."""
     return sum(_cid16_value(d) for d in digits) % 15 == 0
 
 
@@ -176,7 +182,8 @@ def cid16_check_digit(first15: str) -> str:
 
 
 def is_cid16(text: str) -> bool:
-    """Shape of a phone-line Contact ID string: 16 digits from 0-9 and B-F."""
+    """Shape of a phone-line Contact ID string: 16 digits from 0-9 and B-F
+    (A also in the account and the check digit)."""
     return _CID16_RE.fullmatch(text) is not None
 
 

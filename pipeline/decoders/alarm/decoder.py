@@ -36,20 +36,29 @@ from pipeline.decoders.alarm.dc09_data import (
     parse_sia,
     read_xdata,
 )
+from pipeline.decoders.alarm.fields import (
+    data_account,
+    entries,
+    frame_field,
+    null_account,
+    parse_text_frame,
+    place,
+    received_at_field,
+    receiver_field,
+)
+from pipeline.decoders.alarm.supervision import SUPERVISION_KEY, supervision_intents
 from pipeline.decoders.envelope import (
     DEFAULT_MAX_MESSAGE_BYTES,
     check_no_nul,
     envelope,
     parse_json,
-    parse_timestamp,
     to_text,
 )
 from pipeline.errors import DecodeError, ValidationError
-from pipeline.settings import AlarmAccount, AlarmSettings
+from pipeline.settings import AlarmSettings
 from schemas.intents import Discard, Intent, StoreTelemetry
 from schemas.records import RawRecord
 
-MAX_RECEIVER_CHARS: Final = 100
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 
 
@@ -85,7 +94,17 @@ def decode_alarm(
     value = envelope(record, max_bytes)
     if isinstance(value, Discard):
         return [value]
-    inbound = _read(value, record, settings)
+    if not _is_envelope(value):
+        opened = _open(parse_frame(value), settings)
+        raw = {"format": "dc09", "frame": opened.frame.text, "receiver": None}
+        inbound = _Inbound(None, record.kafka_time, raw, opened)
+    else:
+        obj = parse_json(to_text(value))
+        if not isinstance(obj, dict):
+            raise DecodeError("unknown_format", "alarm JSON must be a receiver envelope object")
+        if SUPERVISION_KEY in obj and "frame" not in obj:
+            return supervision_intents(obj, record, settings, now)
+        inbound = _read_envelope(obj, settings)
     if isinstance(inbound.message, Cid16):
         return _from_cid16(inbound.message, inbound, settings, record, now)
     return _from_frame(inbound.message, inbound, settings, record, now)
@@ -96,122 +115,41 @@ def _is_envelope(value: bytes) -> bool:
     return head.lstrip(b" \t\r\n").startswith(b"{")
 
 
-def _read(value: bytes, record: RawRecord, settings: AlarmSettings) -> _Inbound:
+def _read_envelope(obj: dict[str, Any], settings: AlarmSettings) -> _Inbound:
     """Decode stage first (frame, CRC, decryption), then the envelope fields."""
-    if not _is_envelope(value):
-        opened = _open(parse_frame(value), settings)
-        raw = {"format": "dc09", "frame": opened.frame.text, "receiver": None}
-        return _Inbound(None, record.kafka_time, raw, opened)
-    obj = parse_json(to_text(value))
-    if not isinstance(obj, dict):
-        raise DecodeError("unknown_format", "alarm JSON must be a receiver envelope object")
-    text = _frame_field(obj)
+    text = frame_field(obj)
     message: _Opened | Cid16
     if is_cid16(text.strip()):
         message = parse_cid16(text.strip())
         shown, fmt = text.strip(), "cid16"
     else:
-        message = _open(_parse_text_frame(text), settings)
+        message = _open(parse_text_frame(text), settings)
         shown, fmt = message.frame.text, "dc09"
-    receiver = _receiver(obj)
-    received_at = _received_at(obj)
+    receiver = receiver_field(obj)
+    received_at = received_at_field(obj)
     check_no_nul(obj, "alarm envelope")
     # Unknown envelope fields are kept; the documented keys describe the frame.
     raw = {**obj, "format": fmt, "frame": shown, "receiver": receiver}
     return _Inbound(receiver, received_at, raw, message)
 
 
-def _frame_field(obj: dict[str, Any]) -> str:
-    text = obj.get("frame")
-    if text is None or text == "":
-        raise ValidationError("missing_field", "envelope.frame is required")
-    if not isinstance(text, str):
-        raise ValidationError("invalid_value", "envelope.frame must be a string")
-    return text
-
-
-def _receiver(obj: dict[str, Any]) -> str:
-    receiver = obj.get("receiver")
-    if receiver is None or (isinstance(receiver, str) and not receiver.strip()):
-        raise ValidationError("missing_field", "envelope.receiver is required")
-    if not isinstance(receiver, str):
-        raise ValidationError("invalid_value", "envelope.receiver must be a string")
-    if len(receiver) > MAX_RECEIVER_CHARS:
-        raise ValidationError(
-            "value_out_of_range", f"envelope.receiver longer than {MAX_RECEIVER_CHARS} chars"
-        )
-    return receiver
-
-
-def _received_at(obj: dict[str, Any]) -> datetime:
-    value = obj.get("received_at")
-    if value is None or value == "":
-        raise ValidationError("missing_field", "envelope.received_at is required")
-    return parse_timestamp(value, "envelope.received_at")
-
-
-def _parse_text_frame(text: str) -> Frame:
-    """A frame that arrived as a JSON string; its CRC was computed by the panel
-    over bytes we no longer see, so a non-ASCII text is tried as UTF-8 and then
-    as Windows-1252."""
-    utf8 = text.encode("utf-8")
-    try:
-        return parse_frame(utf8)
-    except DecodeError as exc:
-        if exc.error_code != "bad_checksum":
-            raise
-        try:
-            legacy = text.encode("cp1252")
-        except UnicodeEncodeError:
-            raise exc from None
-        if legacy == utf8:
-            raise
-        try:
-            return parse_frame(legacy)
-        except DecodeError:
-            raise exc from None
-
-
-def _entry(settings: AlarmSettings, name: str) -> AlarmAccount | None:
-    entry = settings.accounts.get(name)
-    if entry is None:
-        upper = name.upper()
-        entry = next((v for k, v in settings.accounts.items() if k.upper() == upper), None)
-    return entry
-
-
-def _entries(settings: AlarmSettings, line: str | None, account: str) -> list[AlarmAccount]:
-    """Configured entries for an account, the line-specific one first."""
-    names = [f"L{line}#{account}"] if line else []
-    names.append(account)
-    return [e for e in (_entry(settings, n) for n in names) if e is not None]
-
-
 def _open(frame: Frame, settings: AlarmSettings) -> _Opened:
     """Split the clear part of a frame, decrypting it with the account's key."""
     if frame.encrypted:
         account = frame.account
-        entries = _entries(settings, frame.line, account) if account else []
-        key = next((e.key for e in entries if e.key is not None), None)
+        found = entries(settings, frame.line, account) if account else []
+        key = next((e.key for e in found if e.key is not None), None)
         if key is None:
             who = f"from account {account}" if account else "without an account"
             raise DecodeError("encrypted_no_key", f"encrypted DC-09 frame {who}, no key configured")
-        block = split_rest(decrypt_rest(frame.rest, key.get_secret_value()), encrypted=True)
+        clear = decrypt_rest(frame.rest, key.get_secret_value(), null=frame.protocol == "NULL")
+        block = split_rest(clear, encrypted=True)
     else:
         block = split_rest(frame.rest, encrypted=False)
     # NUL is a validation failure, but only the decrypted block can show it.
     check_no_nul(frame.text, "DC-09 frame")
     check_no_nul([block.data, *(v for _, v in block.xdata)], "DC-09 data")
     return _Opened(frame, block)
-
-
-def _null_account(data: str) -> str | None:
-    """A NULL frame may repeat the account in its (otherwise empty) data block."""
-    if data.startswith("#"):
-        acct = data[1:].split("|", 1)[0]
-        if 3 <= len(acct) <= 16 and all(c in "0123456789abcdefABCDEF" for c in acct):
-            return acct.upper()
-    return None
 
 
 def _origin(
@@ -227,11 +165,8 @@ def _origin(
     xdata_blocks: tuple[tuple[str, str], ...],
     format_meta: dict[str, Any],
 ) -> Origin:
-    entries = _entries(settings, line, account)
-    site = next((e.site.strip() for e in entries if e.site and e.site.strip()), account.upper())
-    site_entry = _entry(settings, site)
-    if site_entry is not None:
-        entries.append(site_entry)
+    where = place(settings, line, account)
+    site = where.site
     xdata = read_xdata(xdata_blocks)
     source_time = xdata.occurred_at or stamp
     t_event = source_time or inbound.received_at
@@ -239,7 +174,8 @@ def _origin(
         # Phone-line strings carry no sequence number: the id is per minute.
         prefix, bucket = f"cid16:{account}:", f"{inbound.received_at:%Y%m%d%H%M}"
     else:
-        prefix = f"dc09:{site}:{seq}:"
+        # Hex sequence numbers (000A) are kept as sent, in upper case.
+        prefix = f"dc09:{site}:{seq.upper()}:"
         bucket = f"{t_event:%Y%m%d%H%M}" if seq == "0000" else f"{t_event:%Y%m%d%H}"
     return Origin(
         site=site,
@@ -253,8 +189,8 @@ def _origin(
         id_prefix=prefix,
         bucket=bucket,
         xdata=xdata,
-        location=xdata.location or next((e.location for e in entries if e.location), None),
-        address=next((e.address for e in entries if e.address is not None), None),
+        location=xdata.location or where.location,
+        address=where.address,
         raw_payload=inbound.raw_payload,
         ingest=record.ingest_ref(),
         format_meta=format_meta,
@@ -265,8 +201,8 @@ def _dc09_meta(frame: Frame, stamp: datetime | None, received_at: datetime) -> d
     meta: dict[str, Any] = {
         "token": frame.protocol,
         "seq": frame.seq,
-        "rcvr": frame.rcvr,
-        "line": frame.line,
+        "rcvr": frame.rcvr.upper() if frame.rcvr else None,
+        "line": frame.line.upper() if frame.line else None,
         "encrypted": frame.encrypted,
     }
     if frame.length_mismatch:
@@ -288,19 +224,19 @@ def _from_frame(
     event: Event | None = None
     text: str | None = None
     if frame.protocol == "NULL":
-        account = _null_account(block.data) or frame.account
+        account = null_account(block.data) or frame.account
         if account is None:
             return [Discard("heartbeat_no_account")]
     elif frame.protocol == "SIA-DCS":
         sia = parse_sia(block.data)
-        account = sia.account or frame.account
+        account = data_account(sia.account, frame.account)
         if sia.code is None:
             text = sia.text or ""
         else:
             event = sia_event(sia, sia.code)
     else:
         cid = parse_contact_id(block.data)
-        account = cid.account or frame.account
+        account = data_account(cid.account, frame.account)
         event = cid_event(cid)
     if account is None:
         raise ValidationError("missing_field", "DC-09 frame names no account")

@@ -31,6 +31,7 @@ from pipeline.errors import DecodeError, ValidationError
 from pipeline.settings import CapSettings
 from schemas.canonical import CanonicalAlert
 from schemas.cap import CAP_NAMESPACES, CATEGORY_TYPES, CapHeader, CapInfo, parse_references
+from schemas.errors import FieldError
 from schemas.intents import Discard, Intent, PatchAlert, SetRedis, StoreAlert
 from schemas.records import RawRecord
 
@@ -146,9 +147,11 @@ def _choose_info(root: Element, ns: str, languages: tuple[str, ...]) -> CapInfo:
 def _reference_ids(header: CapHeader) -> list[str]:
     if header.references is None:
         return []
-    return [
-        external_id(f"{sender},{ident}") for sender, ident in parse_references(header.references)
-    ]
+    try:
+        pairs = parse_references(header.references)
+    except FieldError as exc:
+        raise ValidationError(exc.error_code, exc.reason) from None
+    return [external_id(f"{sender},{ident}") for sender, ident in pairs]
 
 
 def decode_cap(

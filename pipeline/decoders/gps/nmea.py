@@ -25,7 +25,7 @@ _READ: Final = ("RMC", "GGA")
 _LAT_SIGNS: Final = {"N": 1.0, "S": -1.0}
 _LON_SIGNS: Final = {"E": 1.0, "W": -1.0}
 # Field counts including the address field; shorter sentences are padded.
-_RMC_FIELDS: Final = 13
+_RMC_FIELDS: Final = 14
 _GGA_FIELDS: Final = 10
 
 Fix = tuple[Rmc | None, Gga | None]
@@ -149,12 +149,14 @@ def _integer(value: str, kind: str, field: str) -> int | None:
 def _rmc(fields: list[str]) -> Rmc:
     f = fields + [""] * (_RMC_FIELDS - len(fields))
     status = f[2]
-    if status not in ("A", "V"):
+    if status not in ("A", "V", ""):
         raise _bad("invalid_value", "RMC", "status", f"{status[:5]!r} is neither A nor V")
     mode = f[12] or None
     time_of_day = _time_of_day(f[1], "RMC")
     # A void sentence carries no usable fields; whatever it has left is not read.
-    if status == "V" or mode in RMC_VOID_MODES:
+    # Receivers without a fix leave the status empty; NMEA 4.1 adds a navigational
+    # status (field 13) whose V also says the fix is not valid.
+    if status in ("V", "") or mode in RMC_VOID_MODES or f[13] == "V":
         return Rmc(time_of_day, False, None, None, None, None, None, mode)
     return Rmc(
         time_of_day_us=time_of_day,

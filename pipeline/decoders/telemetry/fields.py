@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
-from asyncpg.pgproto.pgproto import UUID as FastUUID
-
 from pipeline.decoders.envelope import device_uuid, iso_utc, received_at_iso, window
 from pipeline.errors import ValidationError
 from pipeline.settings import TelemetrySettings
@@ -77,10 +75,8 @@ def device(ref: str, what: str) -> tuple[UUID, str | None]:
         raise ValidationError("missing_field", f"{what}: empty device id")
     if len(_devices) >= _CACHE_LIMIT:
         _devices.clear()
-    # asyncpg's UUID (a uuid.UUID): hashed, printed and encoded for COPY in C
-    fast = FastUUID(uid.bytes)
-    _devices[ref] = (fast, norm)
-    return fast, norm
+    _devices[ref] = (uid, norm)
+    return uid, norm
 
 
 def valid_name(name: str) -> bool:

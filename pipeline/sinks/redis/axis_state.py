@@ -12,9 +12,9 @@ import time
 from uuid import UUID
 
 from pipeline.clients.postgres import Database
-from pipeline.decoders.axis.decoder import DeviceInfo
 from pipeline.errors import RedisUnavailable
 from pipeline.sinks.redis.live import RedisLive
+from schemas.canonical import DeviceInfo
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""``eriop decode``: what a message would become, without Kafka or a database."""
