@@ -12,7 +12,8 @@ import faust
 
 from agents.app import create_app
 from pipeline.errors import EriopError
-from pipeline.runtime.root import Runtime, settle_gc
+from pipeline.runtime.root import Runtime
+from pipeline.runtime.startup import settle_gc
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)

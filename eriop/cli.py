@@ -11,15 +11,15 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from pydantic import ValidationError as PydanticValidationError
-
 from pipeline import __version__
+from pipeline.environment import load_settings
 from pipeline.errors import (
     EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
+    ConfigError,
     EriopError,
 )
 from pipeline.runtime.logs import LEVELS
@@ -127,8 +127,8 @@ def cmd_cap_poller(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dc09_receiver(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.runtime.dc09 import build_receiver
     from pipeline.runtime.front_door import serve_front_door
-    from pipeline.sources.dc09.service import DC09Service
 
     if args.port is not None:
         receiver = settings.receiver.model_copy(update={"port": args.port})
@@ -136,7 +136,7 @@ def cmd_dc09_receiver(args: argparse.Namespace, settings: Settings) -> int:
     port = args.metrics_port or settings.receiver.metrics_port
 
     async def go() -> int:
-        service = DC09Service(settings)
+        service = build_receiver(settings)
         return await serve_front_door(
             service, port=port, shutdown_timeout_s=settings.shutdown_timeout_s
         )
@@ -186,18 +186,39 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    m = sub.add_parser("migrate", help="create or upgrade the database schema (idempotent)")
+    m = sub.add_parser(
+        "migrate", help="create or upgrade the database schema (idempotent)",
+        description=(
+            "Apply the SQL migrations not yet applied to ERIOP_DATABASE_URL, in order, each in "
+            "its own transaction; running it again changes nothing. Time-series tables become "
+            "TimescaleDB hypertables when the extension is available, else native partitions."
+        ),
+    )  # fmt: skip
     m.add_argument("--create-db", action="store_true", help="create the database if missing")
     m.set_defaults(func=cmd_migrate)
 
-    w = sub.add_parser("worker", help="run the ingest worker (Kafka -> PostgreSQL + Redis)")
+    w = sub.add_parser(
+        "worker", help="run the ingest worker (Kafka -> PostgreSQL + Redis)",
+        description=(
+            "Consume the inbound topics, decode and store alerts, telemetry and locations in "
+            "PostgreSQL, update live state in Redis and publish new alerts. Serves /metrics, "
+            "/livez, /readyz and /health on ERIOP_METRICS_PORT; stops cleanly on SIGTERM."
+        ),
+    )  # fmt: skip
     w.add_argument(
         "--wait", type=float, default=None, metavar="SECONDS",
         help="give up if dependencies are unreachable this long (default: keep retrying)",
     )  # fmt: skip
     w.set_defaults(func=cmd_worker)
 
-    s = sub.add_parser("simulate", help="produce realistic device traffic to Kafka")
+    s = sub.add_parser(
+        "simulate", help="produce realistic device traffic to Kafka",
+        description=(
+            "Produce telemetry, GPS and alert messages from a simulated fleet to the inbound "
+            "topics (optionally through a DC-09 receiver or an MQTT broker), with a share of "
+            "malformed ones on request. For demos and load; never against production topics."
+        ),
+    )  # fmt: skip
     s.add_argument("--rate", type=float, default=200.0, help="telemetry+GPS messages per second")
     s.add_argument("--alert-rate", type=float, default=1.0, help="alerts per second")
     s.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
@@ -212,8 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_simulate)
 
     d = sub.add_parser(
-        "dev", help="run everything locally: broker, PostgreSQL, Redis, worker, simulator, status"
-    )
+        "dev", help="run everything locally: broker, PostgreSQL, Redis, worker, simulator, status",
+        description=(
+            "Start the embedded Kafka-protocol broker, a local PostgreSQL and Redis, migrate, "
+            "then run the worker, the front doors and the simulator and print a status line "
+            "every few seconds until Ctrl-C (or --duration). State and logs go to .eriop/."
+        ),
+    )  # fmt: skip
     d.add_argument("--rate", type=float, default=200.0, help="simulated messages per second")
     d.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     d.add_argument("--port", type=int, default=9092, help="embedded broker port")
@@ -224,7 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read eriop.dlq from the beginning (no consumer group, nothing committed).",
     )  # fmt: skip
     qs = q.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    ql = qs.add_parser("list", help="dead letters grouped by error code, with samples")
+    ql = qs.add_parser(
+        "list", help="dead letters grouped by error code, with samples",
+        description=(
+            "Count the dead letters on eriop.dlq by error code, stage and original topic, with "
+            "the latest sample reasons. A record dead-lettered more than once (a worker stopped "
+            "before storing its offset) counts once; the repeats folded are reported."
+        ),
+    )  # fmt: skip
     ql.add_argument("--samples", type=int, default=2, metavar="N",
                     help="latest sample reasons shown per error code (default 2)")  # fmt: skip
     ql.add_argument("--topic", default=None, metavar="T", help="only dead letters from topic T")
@@ -241,7 +274,65 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("--dry-run", action="store_true", help="print what would be sent, send nothing")
     q.set_defaults(func=cmd_dlq)
 
-    wa = sub.add_parser("watch", help="dispatcher view: alerts by severity as they arrive")
+    dc = sub.add_parser(
+        "decode", help="show what a message would become (no Kafka, no database)",
+        description=(
+            "Run messages through the worker's own decoders and show what each would "
+            "become: an alert, a patch of an existing alert, telemetry or location rows, "
+            "a counted discard with its reason, or a dead letter with its error code, "
+            "stage and reason. For device integrators: nothing is sent or stored. "
+            "Settings (alarm keys, windows, limits) come from ERIOP_* as in the worker. "
+            "Exit 0 when every message decodes, 1 when one would be dead-lettered."
+        ),
+    )  # fmt: skip
+    dc.add_argument("topic", metavar="TOPIC",
+                    help="inbound topic: alerts.alarm, alerts.axis, alerts.cap, alerts.json, "
+                         "telemetry.raw or gps.raw")  # fmt: skip
+    dc.add_argument("file", metavar="FILE", nargs="?", default="-",
+                    help="the message (its exact bytes); - or nothing reads stdin")  # fmt: skip
+    dcf = dc.add_mutually_exclusive_group()
+    dcf.add_argument("--lines", action="store_true", help="one message per line of FILE")
+    dcf.add_argument("--jsonl", action="store_true",
+                     help="FILE in the samples format: one JSON object per line with "
+                          "value (or value_b64), key, headers, timestamp "
+                          "(tests/fixtures/samples)")  # fmt: skip
+    dc.add_argument("--key", default=None, help="the Kafka key of the message(s)")
+    dc.add_argument("--header", action="append", metavar="NAME=VALUE",
+                    help="a Kafka header (repeatable)")  # fmt: skip
+    dc.add_argument("--time", default=None, metavar="ISO|MS",
+                    help="Kafka timestamp and pipeline clock (default now; --jsonl: each "
+                         "line's timestamp)")  # fmt: skip
+    dc.add_argument("--resources", default=None, metavar="JSON",
+                    help="resources rows (a list, or {\"resources\": [...]}) to look Axis "
+                         "devices and GPS units up in, instead of the database")  # fmt: skip
+    dc.add_argument("--json", action="store_true", help="one JSON object per message")
+    dc.set_defaults(func=cmd_decode)
+
+    st = sub.add_parser(
+        "status", help="a running worker's state from its /metrics and /health",
+        description=(
+            "Read a running worker's /health and two /metrics pages a moment apart and "
+            "show its dependencies, per-topic rates, consumer lag, paused streams, "
+            "partitions assigned per consumer group, the outbox backlog and dead letters. "
+            "Exit 69 when nothing answers at the URL."
+        ),
+    )  # fmt: skip
+    st.add_argument("--url", default=None,
+                    help="the worker's status address (default http://127.0.0.1:"
+                         "ERIOP_METRICS_PORT, 9108)")  # fmt: skip
+    st.add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                    help="time between the two scrapes for rates (default 2)")  # fmt: skip
+    st.add_argument("--json", action="store_true", help="the state as one JSON object")
+    st.set_defaults(func=cmd_status)
+
+    wa = sub.add_parser(
+        "watch", help="dispatcher view: alerts by severity as they arrive",
+        description=(
+            "Show the latest alerts from Redis (the stream eriop:stream:alerts), then follow "
+            "new ones on the channel eriop.alerts, coloured by severity; reconnects by itself "
+            "when Redis comes back."
+        ),
+    )  # fmt: skip
     wa.add_argument("--catch-up", type=int, default=50, help="recent alerts to show first")
     wa.add_argument("--once", action="store_true", help="print the catch-up and exit")
     wa.add_argument(
@@ -250,7 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     wa.set_defaults(func=cmd_watch)
 
-    b = sub.add_parser("bench", help="measure throughput, latency and memory on the embedded stack")
+    b = sub.add_parser(
+        "bench", help="measure throughput, latency and memory on the embedded stack",
+        description=(
+            "Run the benchmark scenarios against the embedded broker, a scratch PostgreSQL "
+            "database and a Redis database of its own, and write JSON and Markdown results. "
+            "Exit 1 when a run fails or its results are implausible."
+        ),
+    )  # fmt: skip
     b.add_argument("--smoke", action="store_true", help="a short run that checks the bench works")
     b.add_argument("--output", default="bench-results/latest.json",
                    help="JSON results (a Markdown copy is written beside it)")  # fmt: skip
@@ -331,19 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings()
-    except PydanticValidationError as exc:
-        # without the input: a rejected value may be a key or a password
-        for err in exc.errors(include_input=False, include_url=False):
-            where = ".".join(map(str, err["loc"])) or "settings"
-            _say(f"eriop: invalid configuration: {where}: {err['msg']}")
-        return EXIT_CONFIG
-    except Exception as exc:
-        _say(f"eriop: invalid configuration: {exc}")
-        return EXIT_CONFIG
+        # unknown ERIOP_* variables and bad values, named as the operator set them
+        settings = load_settings()
+    except ConfigError as exc:
+        _say(f"eriop: {exc.reason}")
+        return exc.exit_code
     if args.log_level is not None:
         settings = settings.model_copy(update={"log_level": args.log_level})
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return int(args.func(args, settings))
     except EriopError as exc:  # a subcommand that did not report it itself

@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from eriop.mqtt_device import MqttDevices
 from eriop.panel import Dc09Panel
 from eriop.traffic import DEMO_AGENCY, DEMO_JURISDICTION, Fleet, Traffic
 from pipeline.clients.kafka import client_options, ensure_topics
+from pipeline.errors import BrokerUnavailable, DatabaseUnavailable
 from pipeline.settings import Settings
 
 
@@ -57,14 +59,20 @@ async def seed_demo(dsn: str, fleet: Fleet) -> None:
 async def run_simulation(settings: Settings, args: argparse.Namespace) -> int:
     fleet = Fleet.demo()
     if args.seed_resources:
-        await seed_demo(settings.database_url.get_secret_value(), fleet)
+        try:
+            await seed_demo(settings.database_url.get_secret_value(), fleet)
+        except (OSError, asyncpg.CannotConnectNowError) as exc:
+            raise DatabaseUnavailable(f"PostgreSQL unreachable: {exc}") from exc
     await ensure_topics(settings)
     traffic = Traffic(fleet, devices=args.devices)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5,
         **client_options(settings.kafka),
     )  # fmt: skip
-    await producer.start()
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"Kafka at {settings.kafka_bootstrap}: {exc}") from exc
     panel = _panel(args)
     devices = MqttDevices(args.mqtt) if getattr(args, "mqtt", None) else None
     sent = bad = alerts = 0

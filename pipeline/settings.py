@@ -22,8 +22,18 @@ from pydantic import (
     model_validator,
 )
 from pydantic import ValidationError as PydanticValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
+# the front doors' settings live beside this module, importable from here too
+from pipeline.settings_front_doors import CapFeedSettings as CapFeedSettings
+from pipeline.settings_front_doors import CapSource as CapSource
+from pipeline.settings_front_doors import MqttSettings as MqttSettings
+from pipeline.settings_front_doors import ReceiverSettings as ReceiverSettings
 from schemas.canonical import GeoPoint
 
 
@@ -194,134 +204,68 @@ class BulkSettings(_Frozen):
         return self.processes or max(1, min(os.cpu_count() or 1, partitions))
 
 
-class MqttSettings(_Frozen):
-    """``eriop mqtt-bridge``: the MQTT broker the Axis devices publish to."""
-
-    host: str = "localhost"
-    port: int = Field(default=1883, ge=1, le=65535)
-    #: topic filters; Axis devices publish events under ``axis/<SERIAL>/event/...``
-    topics: tuple[str, ...] = ("axis/+/event/#",)
-    #: must be stable (the broker keeps the persistent session under it) and unique
-    #: per bridge; empty: ``eriop-bridge-<hostname>``
-    client_id: str = ""
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: bool = False
-    tls_ca_file: str | None = None
-    tls_cert_file: str | None = None
-    tls_key_file: str | None = None
-    #: several bridges with the same group share the load: each subscribes to
-    #: ``$share/<group>/<filter>`` (MQTT 5 shared subscriptions)
-    shared_group: str | None = None
-    #: how long the broker keeps the session (and its queued messages) while the
-    #: bridge is away
-    session_expiry_s: int = Field(default=86400, ge=0)
-    keepalive_s: int = Field(default=30, ge=5)
-    #: messages received but not yet acknowledged to the broker
-    max_in_flight: int = Field(default=100, ge=1)
-    metrics_port: int = 9109
-
-    @field_validator("topics")
-    @classmethod
-    def _filters(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if not v or any(not t.strip() or t.startswith("$share/") for t in v):
-            raise ValueError("topics: one or more filters, without $share/ (use shared_group)")
-        return v
-
-
-class CapSource(_Frozen):
-    """One CAP source: an Atom or RSS index of CAP entries, or one CAP document."""
-
-    #: a short name: the metrics' ``source`` label and the key of its stored state
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    url: str = Field(pattern=r"^https?://")
-    kind: Literal["auto", "atom", "rss", "document"] = "auto"
-    interval_s: float = Field(default=60.0, ge=1.0)
-    #: alert when no poll of this source has succeeded for this long;
-    #: default: three intervals plus ten minutes
-    alert_after_s: float | None = None
-
-    @property
-    def effective_alert_after_s(self) -> float:
-        return self.alert_after_s or 3 * self.interval_s + 600.0
-
-
-class CapFeedSettings(_Frozen):
-    """``eriop cap-poller``: the CAP feeds to follow."""
-
-    sources: tuple[CapSource, ...] = ()
-    timeout_s: float = Field(default=15.0, gt=0)
-    #: a larger index or document is refused (and counted) without reading the rest
-    max_bytes: int = Field(default=1_048_576, ge=1024)
-    user_agent: str = "eriop-cap-poller/0.1 (ERIOP ingest)"
-    #: first and longest wait after a failed poll (jittered, doubling)
-    retry_initial_s: float = Field(default=5.0, gt=0)
-    retry_cap_s: float = Field(default=300.0, gt=0)
-    #: entries gone from a feed for this long are forgotten
-    forget_after_days: int = Field(default=30, ge=1)
-    metrics_port: int = 9110
-
-    @field_validator("sources")
-    @classmethod
-    def _unique(cls, v: tuple[CapSource, ...]) -> tuple[CapSource, ...]:
-        names = [s.name for s in v]
-        if len(set(names)) != len(names):
-            raise ValueError("cap_feeds.sources: names must be unique")
-        return v
-
-
-class ReceiverSettings(_Frozen):
-    """``eriop dc09-receiver``: the SIA DC-09 front door for alarm panels."""
-
-    #: panels reach the receiver from other hosts: all interfaces by default
-    host: str = "0.0.0.0"  # noqa: S104
-    #: TCP and UDP listen on the same port number
-    port: int = Field(default=9500, ge=0, le=65535)
-    #: the envelope's ``receiver``: names this receiver in every alert it delivers
-    receiver_id: str = Field(default="eriop-dc09", min_length=1, max_length=100)
-    #: how long Kafka may take to acknowledge a frame; past it the panel gets no answer
-    ack_timeout_s: float = Field(default=2.0, gt=0)
-    #: a frame larger than this (LF to CR) is answered DUH
-    max_frame_bytes: int = Field(default=4096, ge=64)
-    #: a TCP connection silent for this long is closed
-    idle_timeout_s: float = Field(default=60.0, gt=0)
-    #: open TCP connections (plus UDP frames in flight), in total and per peer address
-    max_connections: int = Field(default=5000, ge=1)
-    max_connections_per_peer: int = Field(default=500, ge=1)
-    #: a frame stamped more than this many seconds before / after the receiver's clock is NAKed
-    timestamp_past_s: float = Field(default=40.0, ge=0)
-    timestamp_future_s: float = Field(default=20.0, ge=0)
-    #: how often ``alarm.accounts_file`` is checked for changes (it is also read on SIGHUP)
-    accounts_reload_s: float = Field(default=5.0, gt=0)
-    metrics_port: int = 9111
+#: where secret files are read from, when the directory exists
+SECRETS_DIR = "/run/secrets"
 
 
 class Settings(BaseSettings):
     """Everything the worker and the CLI read from the environment."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ERIOP_", env_nested_delimiter="__", frozen=True, extra="ignore"
+        env_prefix="ERIOP_",
+        env_nested_delimiter="__",
+        frozen=True,
+        # unknown ERIOP_* variables are caught, with the closest valid name, by
+        # pipeline.environment.load_settings before this model reads them
+        extra="ignore",
+        # secrets as files named like their variable, in lower case
+        # (/run/secrets/eriop_database_url, eriop_kafka__sasl_password)
+        secrets_dir=SECRETS_DIR,
+        secrets_dir_missing="ok",
+        secrets_nested_delimiter="__",
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # the environment wins over a secret file; nested secrets by file name
+        secrets = NestedSecretsSettingsSource(file_secret_settings)
+        return init_settings, env_settings, dotenv_settings, secrets
+
+    #: Kafka bootstrap servers (host:port, comma-separated)
     kafka_bootstrap: str = "localhost:9092"
+    #: PostgreSQL DSN, ``postgresql://user:password@host:port/database``
     database_url: SecretStr = SecretStr("postgresql://localhost/eriop")
+    #: Redis URL; ``rediss://`` for TLS, the password in the URL for AUTH
     redis_url: SecretStr = SecretStr("redis://localhost:6379/0")
     #: /metrics, /livez, /readyz and /health of the worker
     metrics_port: int = 9108
     #: the address they listen on ("127.0.0.1" to keep them on this host)
     metrics_host: str = "0.0.0.0"  # noqa: S104 - scraped by Prometheus from other hosts
+    #: larger Kafka values are dead-lettered as ``oversize``
     max_message_bytes: int = 1_048_576
+    #: how long a graceful stop may take before the process exits anyway
     shutdown_timeout_s: float = 15.0
     #: how often geofences and jurisdictions are checked for changes
     geo_refresh_s: float = 30.0
     #: how often the retention job archives and drops expired data
     retention_interval_s: float = 3600.0
+    #: short group timeouts and fetch waits for the embedded development broker
     embedded_broker: bool = False
     #: run even when PostgreSQL has fsync or synchronous_commit off (never in production)
     allow_unsafe_database: bool = False
     #: every process's log level (``--log-level`` overrides it)
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    #: ``text`` for people, ``json`` (one object per line) for log collectors
+    log_format: Literal["text", "json"] = "text"
 
+    #: Kafka clients: security, partitions, consumer groups
     kafka: KafkaSettings = KafkaSettings()
 
     @property

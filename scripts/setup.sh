@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares this machine for ERIOP ingest development and tests. Idempotent:
 # installs only what is missing (apt-get, pip) and starts only what is down.
-#   - PostgreSQL with PostGIS, Redis, Mosquitto, promtool (Debian packages)
+#   - PostgreSQL with PostGIS, Redis, Mosquitto, promtool, amtool (Debian packages)
 #   - a virtual environment in .venv with the project and its test/dev extras
 #   - PostgreSQL and Redis running on 127.0.0.1, reachable by the current user
 set -euo pipefail
@@ -32,6 +32,7 @@ if [ ! -f "/usr/share/postgresql/$PGVER/extension/postgis.control" ]; then
 fi
 command -v redis-server >/dev/null || apt_install redis-server
 command -v promtool >/dev/null || apt_install prometheus
+command -v amtool >/dev/null || apt_install prometheus-alertmanager
 # MQTT broker for eriop dev and the mqtt-bridge tests (they start their own instance;
 # the package's system service is not needed)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || apt_install mosquitto mosquitto-clients

@@ -37,7 +37,7 @@ from eriop.bench.scenarios import (
 from eriop.bench.stack import Databases, with_path
 from eriop.bench.stress import alerts_flow, broker_flow, overload_flow
 from eriop.dev.stack import ensure_postgres, ensure_redis
-from pipeline.errors import EriopError
+from pipeline.errors import EXIT_FAILURE, EriopError
 from pipeline.settings import Settings
 
 DEFAULT_OUTPUT = "bench-results/latest.json"
@@ -175,7 +175,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         ensure_redis(redis_url)
     except EriopError as exc:
         _say(f"cannot start: {exc.reason}")
-        return 2
+        return exc.exit_code
     dbs = Databases(database_url, uuid.uuid4().hex[:8])
     env = Env(settings, dbs, redis_url, log_dir, _say)
     results: Result = {
@@ -203,7 +203,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         results |= asyncio.run(go())
     except (EriopError, RuntimeError) as exc:
         _say(f"failed: {exc}; worker and broker logs are in {log_dir}")
-        return 1
+        return exc.exit_code if isinstance(exc, EriopError) else EXIT_FAILURE
     results["duration_s"] = round(time.monotonic() - started, 1)
     if args.broker:
         return _report_broker(results, Path(args.output))

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from eriop.bench.load import ALERTS, alert, producer, stamp_of
 from pipeline.clients.postgres import _init_connection
-from pipeline.errors import ConfigError
+from pipeline.errors import EriopError
 from pipeline.sinks.redis.live import CH_ALERTS
 
 _OFFSETS = "SELECT topic, partition, next_offset FROM ingest_offsets WHERE group_id = $1"
@@ -134,7 +134,7 @@ async def watch_commits(
                 cpu_last = cpu.read() if cpu else None
                 break
             if now - started > timeout:
-                raise ConfigError(f"only {done} of {total} records committed in {timeout:.0f}s")
+                raise EriopError(f"only {done} of {total} records committed in {timeout:.0f}s")
             await asyncio.sleep(interval)
     finally:
         await conn.close()

@@ -24,6 +24,7 @@ from typing import Any
 
 from eriop.decode.engine import Decoder, Resources, load_resources
 from eriop.decode.view import as_json, as_text
+from pipeline.clients.kafka import INBOUND_TOPICS
 from pipeline.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from pipeline.settings import Settings
 from schemas.records import RawRecord
@@ -117,10 +118,9 @@ def messages(args: argparse.Namespace, data: bytes) -> Iterator[tuple[RawRecord,
             raise BadInput(f"--header {h!r}: expected NAME=VALUE")
         headers.append((name, value.encode("utf-8")))
     key = None if args.key is None else args.key.encode("utf-8")
+    values = [data]
     if args.lines:
         values = [ln.rstrip(b"\r") for ln in data.split(b"\n") if ln.strip()]
-    else:
-        values = [data]
     for offset, value in enumerate(values):
         yield RawRecord(topic, 0, offset, _ms(when), key, value, tuple(headers)), when
 
@@ -147,6 +147,13 @@ async def decode_all(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_decode(settings: Settings, args: argparse.Namespace) -> int:
     """Entry point of ``eriop decode``; returns the exit code."""
+    if args.topic not in INBOUND_TOPICS:
+        print(
+            f"eriop decode: {args.topic!r} is not an inbound topic "
+            f"(one of {', '.join(INBOUND_TOPICS)})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         return asyncio.run(decode_all(settings, args))
     except ValueError as exc:  # BadInput, or an unusable resources file

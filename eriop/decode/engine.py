@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 from pipeline.decoders.alarm.decoder import decode_alarm
@@ -92,7 +91,7 @@ def load_resources(path: Path) -> Resources:
         raise ValueError(f"cannot read resources from {path}: {exc}") from exc
     rows = data.get("resources") if isinstance(data, dict) else data
     if not isinstance(rows, list):
-        raise ValueError(f"{path}: expected a list of resources or {{\"resources\": [...]}}")
+        raise ValueError(f'{path}: expected a list of resources or {{"resources": [...]}}')
     gps: list[ResourceInfo] = []
     equipment: list[DeviceInfo] = []
     serials: list[str] = []
@@ -180,7 +179,7 @@ class Decoder:
         out = Decoded(record, "discard")
         try:
             out.intents = await self._intents(record, now, out)
-        except Exception as exc:  # noqa: BLE001 - as the worker does: a dead letter
+        except Exception as exc:  # as the worker does: a dead letter
             # (an InputError with its code; anything else is internal_error)
             out.outcome = "dead_letter"
             out.dead_letter = dead_letter_for(record, exc, now)

@@ -176,7 +176,7 @@ def as_text(d: Decoded, index: int) -> str:
     view = result_view(d, index)
     lines = [f"message {index} ({d.record.topic}): {_headline(d)}"]
     for name in ("intents", "axis_event", "rising_edge_alert", "fixes", "notes"):
-        if name in view:
+        if view.get(name):
             lines.append(f"  {name.replace('_', ' ')}:")
             lines.extend(_lines(view[name], 2))
     return "\n".join(lines)

@@ -26,11 +26,15 @@ from eriop.dev import stack as devstack
 from eriop.dev.front_doors import FrontDoors, front_door_line, start_front_doors, wait_ready
 from eriop.simulate import seed_demo
 from eriop.traffic import Fleet
-from pipeline.errors import ConfigError, EriopError
+from pipeline.errors import EriopError
 from pipeline.settings import Settings
 from pipeline.store.migrate import create_database, migrate
 
 STATE_DIR = Path(".eriop")
+
+
+class DevFailed(EriopError):
+    """A process of the dev stack exited or did not become ready (exit 1)."""
 
 
 def _say(msg: str) -> None:
@@ -135,7 +139,7 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         started.extend(doors.procs)
         for (name, door_port), proc in zip(doors.status_ports.items(), doors.procs, strict=True):
             if not wait_ready(door_port, proc):
-                raise ConfigError(f"{name} did not become ready; see .eriop/{name}.log")
+                raise DevFailed(f"{name} did not become ready; see .eriop/{name}.log")
         slog = open(STATE_DIR / "simulate.log", "ab")  # noqa: SIM115
         sim = [*cli, "simulate", "--rate", str(args.rate), "--alert-rate", "2"]
         sim += ["--dc09", f"127.0.0.1:{rs.port}"]
@@ -153,7 +157,7 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         pass
     except EriopError as exc:
         _say(f"cannot start: {exc.reason}")
-        return 2
+        return exc.exit_code
     finally:
         _stop_all(started, broker)
         if doors is not None:
@@ -184,7 +188,7 @@ def _wait_healthy(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.poll() is not None:
-            raise ConfigError(f"{what} exited with code {worker.returncode}; see .eriop/{log}")
+            raise DevFailed(f"{what} exited with code {worker.returncode}; see .eriop/{log}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                 if r.status == 200:
@@ -192,7 +196,7 @@ def _wait_healthy(
         except OSError:
             pass
         time.sleep(0.5)
-    raise ConfigError(f"{what} did not become healthy; see .eriop/{log}")
+    raise DevFailed(f"{what} did not become healthy; see .eriop/{log}")
 
 
 def receiver_line(m: dict) -> str:  # type: ignore[type-arg]
@@ -221,7 +225,7 @@ def _status_loop(
         time.sleep(2)
         for p in procs:
             if p.poll() is not None:
-                raise ConfigError(f"a child process exited with code {p.returncode}")
+                raise DevFailed(f"a child process exited with code {p.returncode}")
         now = time.monotonic()
         try:
             m = scrape(port)

@@ -24,7 +24,12 @@ from urllib.parse import urlsplit
 import asyncpg
 import redis
 
-from pipeline.errors import ConfigError
+from pipeline.errors import (
+    ConfigError,
+    DatabaseUnavailable,
+    RedisUnavailable,
+    TransientError,
+)
 from pipeline.runtime.http import free_port as free_port
 
 SETUP_HINT = "run scripts/setup.sh once to install what is missing"
@@ -44,7 +49,7 @@ def wait_port(host: str, port: int, timeout: float, what: str) -> None:
         if port_open(host, port):
             return
         time.sleep(0.1)
-    raise ConfigError(f"{what} did not start listening on {host}:{port} within {timeout:.0f}s")
+    raise TransientError(f"{what} did not start listening on {host}:{port} within {timeout:.0f}s")
 
 
 def broker_binary() -> str:
@@ -128,14 +133,14 @@ def ensure_postgres(dsn: str, timeout: float = 30.0) -> None:
     if asyncio.run(ping()):
         return
     if host not in ("localhost", "127.0.0.1", "::1", ""):
-        raise ConfigError(f"PostgreSQL at {host}:{port} is unreachable")
+        raise DatabaseUnavailable(f"PostgreSQL at {host}:{port} is unreachable")
     _pg_ctlcluster_start()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if asyncio.run(ping()):
             return
         time.sleep(0.5)
-    raise ConfigError(f"PostgreSQL did not come up on {host}:{port}; {SETUP_HINT}")
+    raise DatabaseUnavailable(f"PostgreSQL did not come up on {host}:{port}; {SETUP_HINT}")
 
 
 def ensure_redis(url: str, timeout: float = 15.0) -> None:
@@ -153,7 +158,7 @@ def ensure_redis(url: str, timeout: float = 15.0) -> None:
     if ping():
         return
     if host not in ("localhost", "127.0.0.1", "::1"):
-        raise ConfigError(f"Redis at {host}:{port} is unreachable")
+        raise RedisUnavailable(f"Redis at {host}:{port} is unreachable")
     exe = shutil.which("redis-server")
     if exe is None:
         raise ConfigError(f"redis-server is not installed; {SETUP_HINT}")
@@ -171,7 +176,7 @@ def ensure_redis(url: str, timeout: float = 15.0) -> None:
         if ping():
             return
         time.sleep(0.2)
-    raise ConfigError(f"Redis did not come up on {host}:{port}")
+    raise RedisUnavailable(f"Redis did not come up on {host}:{port}")
 
 
 def postgis_installed() -> bool:
@@ -205,12 +210,13 @@ class Mosquitto:
                 "persistence false\n"
                 # keep every message of an absent bridge's session (default 1000)
                 "max_queued_messages 0\n"
-                f"log_dest file {os.path.join(self.workdir, 'mosquitto.log')}\n"
+                # written by us: started as root, mosquitto drops to its own user
+                "log_dest stderr\n"
             )
-        self.process = subprocess.Popen(
-            [exe, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
+        with open(os.path.join(self.workdir, "mosquitto.log"), "ab") as log:
+            self.process = subprocess.Popen(
+                [exe, "-c", conf], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         wait_port("127.0.0.1", self.port, 15, "Mosquitto")
         return self
 

@@ -2,11 +2,15 @@
 
 ``eriop dlq list`` reads ``eriop.dlq`` from the beginning and prints the dead letters
 grouped by error code: how many, at which stage, from which topics, and a few
-sample reasons with the original topic, partition and offset.
+sample reasons with the original topic, partition and offset. A record that was
+dead-lettered more than once (the worker stopped after publishing its dead letter
+and before storing its offset, then met it again) is counted once, by its first
+dead letter, and the repeats folded are reported.
 
 ``eriop dlq replay`` sends the selected dead letters' original bytes, key and headers
 back to their original topic, marked with ``eriop-replayed-from: <partition>:<offset>``
-(the original's position in that topic). Every replay sends again: the pipeline's
+(the original's position in that topic), each original record once however many
+times it was dead-lettered. Every replay sends again: the pipeline's
 idempotency keys keep a repeated replay from storing anything twice. Dead letters
 whose value was cut (``oversize``) cannot be replayed and are reported as skipped.
 
@@ -67,6 +71,29 @@ class Group:
         self.samples.append(letter)
 
 
+class Origins:
+    """Which original records were met already; counts the repeats folded."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, int, int]] = set()
+        self.folded = 0
+
+    def first(self, letter: Letter) -> bool:
+        """True for the first dead letter of its original record."""
+        origin = letter.origin
+        if origin in self._seen:
+            self.folded += 1
+            return False
+        self._seen.add(origin)
+        return True
+
+
+def _repeats(n: int) -> str:
+    if not n:
+        return "no repeats"
+    return f"{n} repeat{'s' * (n != 1)} of an already counted record folded"
+
+
 def _code(letter: Letter) -> str:
     return letter.envelope.error_code if letter.envelope else UNREADABLE
 
@@ -100,10 +127,11 @@ def _sample_line(letter: Letter) -> str:
 
 async def list_letters(settings: Settings, samples: int, topic: str | None) -> int:
     groups: dict[str, Group] = {}
+    origins = Origins()
     seen = 0
     async for letter in scan(settings, progress=_reading):
         seen += 1
-        if _selected(letter, None, topic):
+        if _selected(letter, None, topic) and origins.first(letter):
             code = _code(letter)
             groups.setdefault(code, Group(code, samples)).add(letter)
     matched = sum(g.count for g in groups.values())
@@ -111,7 +139,10 @@ async def list_letters(settings: Settings, samples: int, topic: str | None) -> i
     if not matched:
         _out(f"{OUT_DLQ}: no dead letters{where} ({seen} in the topic)")
         return 0
-    _out(f"{OUT_DLQ}: {matched} dead letters{where} in {len(groups)} error codes")
+    _out(
+        f"{OUT_DLQ}: {matched} dead letters{where} in {len(groups)} error codes, "
+        f"once per original record ({_repeats(origins.folded)})"
+    )
     for group in sorted(groups.values(), key=lambda g: (-g.count, g.error_code)):
         _out()
         _out(
@@ -127,6 +158,7 @@ async def list_letters(settings: Settings, samples: int, topic: str | None) -> i
 class ReplayTally:
     sent: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    origins: Origins = field(default_factory=Origins)
 
 
 async def replay_letters(
@@ -141,7 +173,7 @@ async def replay_letters(
         pending: list[asyncio.Future[object]] = []
         last_report = time.monotonic()
         async for letter in scan(settings, progress=_reading):
-            if not _selected(letter, error_code, topic):
+            if not _selected(letter, error_code, topic) or not tally.origins.first(letter):
                 continue
             try:
                 original = original_of(letter)
@@ -188,6 +220,8 @@ def _summary(tally: ReplayTally, dry_run: bool) -> None:
     skipped = sum(tally.skipped.values())
     if skipped:
         line += f"; skipped {skipped} that cannot be replayed ({_tally(tally.skipped)})"
+    if tally.origins.folded:
+        line += f"; {_repeats(tally.origins.folded)}"
     if dry_run:
         line += "; nothing was sent (--dry-run)"
     _out(line)
@@ -201,4 +235,4 @@ async def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
         return await replay_letters(settings, args.error_code, args.topic, bool(args.dry_run))
     except EriopError as exc:
         _err(f"eriop dlq: {exc.reason}")
-        return 2
+        return exc.exit_code

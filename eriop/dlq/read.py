@@ -45,6 +45,16 @@ class Letter:
     problem: str | None = None
 
     @property
+    def origin(self) -> tuple[str, int, int]:
+        """The original record (topic, partition, offset): the same for every repeat
+        of its dead letter (a record dead-lettered again after a crash, before its
+        offset was stored). An unreadable letter is its own origin."""
+        e = self.envelope
+        if e is None:
+            return (OUT_DLQ, self.partition, self.offset)
+        return (e.topic, e.partition, e.offset)
+
+    @property
     def where(self) -> str:
         """The original record's position, ``topic[partition]@offset``."""
         e = self.envelope

@@ -29,6 +29,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from eriop.watch.view import Seen, View
+from pipeline.errors import EXIT_UNAVAILABLE
 from pipeline.retry import RetryPolicy
 from pipeline.settings import Settings
 from pipeline.sinks.redis.live import CH_ALERTS, STREAM_ALERTS
@@ -196,7 +197,7 @@ async def run_watch(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     except (RedisError, OSError) as exc:
         _err(f"eriop watch: Redis at {_safe_url(url)} unavailable: {exc}")
-        return 2
+        return EXIT_UNAVAILABLE
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pipeline import metrics
 from pipeline.errors import InputError, TransientError
@@ -19,6 +19,11 @@ from schemas.records import RawRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def record_context(record: RawRecord) -> dict[str, Any]:
+    """``extra=`` for a log call about one record: its topic, partition and offset."""
+    return {"topic": record.topic, "partition": record.partition, "offset": record.offset}
 
 
 def next_offsets(records: Iterable[RawRecord]) -> dict[tuple[str, int], int]:
@@ -34,7 +39,12 @@ def dead_letter_for(record: RawRecord, exc: BaseException, now: datetime) -> Dea
     if isinstance(exc, InputError):
         return from_error(record, exc, now)
     log.exception(
-        "internal error on %s[%d]@%d", record.topic, record.partition, record.offset, exc_info=exc
+        "internal error on %s[%d]@%d",
+        record.topic,
+        record.partition,
+        record.offset,
+        exc_info=exc,
+        extra=record_context(record),
     )
     return build_dead_letter(
         record,
@@ -128,10 +138,11 @@ async def isolating(records: Sequence[RawRecord], attempt: Attempt, give_up: Giv
     except Exception as exc:
         if len(records) == 1:
             r = records[0]
+            where = (r.topic, r.partition, r.offset)
             if isinstance(exc, InputError):
-                log.warning("giving up on %s[%d]@%d: %s", r.topic, r.partition, r.offset, exc)
+                log.warning("giving up on %s[%d]@%d: %s", *where, exc, extra=record_context(r))
             else:
-                log.exception("giving up on %s[%d]@%d", r.topic, r.partition, r.offset)
+                log.exception("giving up on %s[%d]@%d", *where, extra=record_context(r))
             await give_up(r, exc)
             return
         log.warning("batch of %d failed (%r); isolating the record", len(records), exc)

@@ -21,7 +21,8 @@ import sys
 
 from pipeline.errors import EriopError
 from pipeline.runtime import logs
-from pipeline.runtime.root import Runtime, settle_gc
+from pipeline.runtime.root import Runtime
+from pipeline.runtime.startup import settle_gc
 from pipeline.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
@@ -75,7 +76,7 @@ async def _serve(settings: Settings) -> int:
 
 def main() -> int:
     settings = Settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     return run_bulk(settings)
 
 

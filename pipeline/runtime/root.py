@@ -9,10 +9,9 @@ or, in the worker, the child processes that run it (:mod:`pipeline.runtime.bulk`
 from __future__ import annotations
 
 import asyncio
-import gc
+import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from prometheus_client import generate_latest
@@ -28,12 +27,12 @@ from pipeline.clients.kafka import (
     start_producer,
 )
 from pipeline.clients.postgres import Database
-from pipeline.errors import ERROR_CODES, ConfigError, EriopError
+from pipeline.errors import ERROR_CODES, TransientError
 from pipeline.flows.alerts import AlertIngestor, Clock, utc_now
 from pipeline.flows.bulk import BulkIngestor
-from pipeline.retry import CONNECT
 from pipeline.runtime.http import StatusServer
 from pipeline.runtime.metrics_merge import merge_exposition
+from pipeline.runtime.startup import wait_for
 from pipeline.runtime.supervisor import BulkChild
 from pipeline.settings import Settings
 from pipeline.sinks.kafka.dlq import DeadLetterPublisher
@@ -43,6 +42,7 @@ from pipeline.sinks.postgres.timeseries import TimeseriesStore
 from pipeline.sinks.redis.axis_state import BufferedAxisState, PgDeviceDirectory
 from pipeline.sinks.redis.live import RedisLive
 from pipeline.sinks.redis.live_state import LiveState
+from pipeline.sinks.redis.refill import LiveStateRefill
 from pipeline.sources.kafka_batch import BatchConsumer
 from pipeline.sources.positions import GroupAssignment
 from pipeline.stages.axis_edges import AxisEdgeTracker
@@ -53,46 +53,6 @@ from pipeline.store.durability import check_database
 from pipeline.store.retention import RetentionJob
 
 log = logging.getLogger(__name__)
-
-#: Young-generation collections run per this many container allocations (the
-#: interpreter's default is 700). A telemetry batch allocates a few hundred
-#: thousand short-lived dicts and tuples that reference counting frees; at the
-#: default, the collector ran hundreds of times per batch and walked the batch
-#: in hand each time, about a third of the decode time.
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def settle_gc() -> None:
-    """Once started: what was built until now (modules, clients, caches) is left
-    out of every later collection, and young collections run less often."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 100)
-
-
-async def wait_for(
-    what: str,
-    attempt: Callable[[], Awaitable[Any]],
-    *,
-    deadline_s: float | None,
-    say: Callable[[str], None],
-) -> Any:
-    """Retry a start-up step with backoff, saying plainly what is awaited."""
-    backoff = CONNECT.backoff()
-    started = time.monotonic()
-    while True:
-        try:
-            return await attempt()
-        except ConfigError:
-            raise  # waiting does not fix a wrong setting
-        except EriopError as exc:
-            waited = time.monotonic() - started
-            if deadline_s is not None and waited >= deadline_s:
-                raise
-            delay = backoff.next_delay()
-            say(f"waiting for {what}: {exc.reason} (retrying in {delay:.1f}s)")
-            await asyncio.sleep(delay)
-
 
 #: ``all``: both paths in this process; ``alerts``: the alert path, with the
 #: volume path in supervised child processes; ``bulk``: one of those children
@@ -126,6 +86,7 @@ class Runtime:
         self.relay = OutboxRelay(self.db, self.redis, self.producer)
         self.alert_store = AlertStore(self.db, s.kafka.alerts_group)
         self.axis_state = BufferedAxisState(self.redis)
+        self.refill = LiveStateRefill(self.db, self.redis, self._fences_at)
         self.alerts = AlertIngestor(
             s,
             store=self.alert_store,
@@ -210,6 +171,7 @@ class Runtime:
         if self.bulk_consumer is not None:
             metrics.CONSUMER_PAUSED.labels("bulk").set(0)
         if self.role != "bulk":
+            self._tasks.append(asyncio.create_task(self._watch_live_state(), name="refill"))
             await self.relay.drain_safely()
             self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         if self.bulk_consumer is not None:
@@ -243,6 +205,16 @@ class Runtime:
             dead_letter_codes=[(stage or "decode", code) for code, stage in ERROR_CODES.items()],
             partitions=self.settings.kafka.partitions,
         )
+
+    def _fences_at(self, points: Sequence[tuple[float, float]]) -> list[frozenset[str]]:
+        return [frozenset(f.id for f in held) for held in self.geo.containing_many(points)]
+
+    async def _watch_live_state(self) -> None:
+        """Redis that comes back empty is refilled from PostgreSQL within a second."""
+        while True:
+            with contextlib.suppress(TransientError):  # down: the next look tries again
+                await self.refill.check()
+            await asyncio.sleep(1.0)
 
     async def _refresh_geofences(self) -> None:
         while True:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from pipeline import metrics
+from pipeline import metrics_front_doors as metrics
 from pipeline.clients.kafka import make_producer
 from pipeline.errors import BrokerUnavailable, EriopError
 from pipeline.retry import CONNECT, RetryPolicy

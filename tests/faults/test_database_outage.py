@@ -44,6 +44,9 @@ RSS_LIMIT = 500 * 2**20
 #: growth allowed per process between the start and the end of the outage
 #: (allocator noise, retry bookkeeping); holding the backlog would be far more
 RSS_GROWTH_PER_PROCESS = 15 * 2**20
+#: the alert path resumes within this long of PostgreSQL returning (its retry
+#: waits are capped at about a second; the volume path may wait up to ten)
+ALERT_RESUME_S = 5.0
 
 
 def _tree_rss(proc: psutil.Process) -> tuple[int, int]:
@@ -111,15 +114,25 @@ async def test_database_outage_commits_nothing_stays_bounded_and_drains_after(
         s: await workers.metric(w, "eriop_consumer_paused", stream=s) for s in ("alerts", "bulk")
     }
     health, _ = await asyncio.to_thread(w.get, "/health")
+    live, _ = await asyncio.to_thread(w.get, "/livez")
     pg_proxy.restore()
     restored_at = time.monotonic()
+
+    # the alert path's waits are capped at about a second (pipeline.retry.ALERT_PATH):
+    # it resumes right after the database returns, not after a long backoff
+    async def alerts_resumed() -> bool:
+        return await workers.metric(w, "eriop_consumer_paused", stream="alerts") == 0
+
+    await eventually(alerts_resumed, timeout=ALERT_RESUME_S, what="the alert path resumed")
+    print(f"alert path resumed {time.monotonic() - restored_at:.1f}s after restore")
 
     mib = [round(r / 2**20) for r in rss]
     print(f"RSS during the outage (MiB, 1/s): {mib}")
     print(f"backlog on the broker (records, 1/s): {behind}")
     assert behind[-1] == len(backlog)
     assert paused == {"alerts": 1, "bulk": 1}, "both consumers pause while PostgreSQL is down"
-    assert health == 503
+    assert health == 503  # not ready: PostgreSQL is down
+    assert live == 200  # but alive: an orchestrator must not restart a pausing worker
     assert max(rss) < RSS_LIMIT
     early, late = statistics.median(rss[2:7]), statistics.median(rss[-5:])
     assert late - early < RSS_GROWTH_PER_PROCESS * processes, f"memory grew: {mib}"

@@ -92,8 +92,16 @@ async def test_redis_outage_keeps_storing_and_resyncs_live_state(
     assert w.proc.poll() is None
     await asyncio.sleep(max(sizes.outage_s - (time.monotonic() - cut_at), 0))
     backlog = (await counts(fresh_db))["outbox"]
+    on_stream_before = await redis_client.xlen("eriop:stream:alerts")
     redis_proxy.restore()
     restored_at = time.monotonic()
+
+    # the outbox relay's waits are capped at about a second (pipeline.retry.ALERT_PATH)
+    async def relay_resumed() -> bool:
+        return await redis_client.xlen("eriop:stream:alerts") > on_stream_before
+
+    await eventually(relay_resumed, timeout=5.0, what="the first alert of the backlog on Redis")
+    print(f"outbox relay resumed {time.monotonic() - restored_at:.1f}s after Redis returned")
     print(f"all stored {stored_in_outage:.0f}s into the outage; {backlog} alerts in the outbox")
     assert backlog > 0
 
@@ -183,3 +191,57 @@ async def _live_state_problems(dsn: str, red: aioredis.Redis) -> list[str]:
         if seen is None or parse_timestamp(seen, "last_seen") != d[1]:
             problems.append(f"device {d[0]}: {seen} != {d[1].isoformat()}")
     return problems
+
+
+async def test_redis_that_comes_back_empty_is_refilled_from_the_database(
+    broker: Broker,
+    fresh_db: str,
+    redis_url: str,
+    env: dict[str, str],
+    workers: Workers,
+    redis_client: aioredis.Redis,
+    sizes: Sizes,
+    tag: str,
+) -> None:
+    fleet = Fleet.demo(vehicles=10, cameras=0)
+    await seed_demo(fresh_db, fleet)
+    load = Workload(tag, sizes.seed)
+    ledger = Ledger()
+    now = datetime.now(UTC)
+    w = workers.start(env, "worker")
+    await workers.healthy(w)
+    await produce(
+        broker.bootstrap,
+        load.mix(
+            load.json_alerts(200, 0.1),
+            load.telemetry(2_000, start=now - timedelta(minutes=30)),
+            load.gps(fleet, 200, start=now - timedelta(minutes=10)),
+        ),
+        ledger,
+    )
+    await eventually(lambda: _stored(fresh_db, env, ledger), timeout=90, what="traffic stored")
+    await _eventually_in_sync(fresh_db, redis_client, "live state", 30)
+
+    # a restart without persistence, a failover to an empty replica, a flush: no
+    # traffic follows, so only a refill from PostgreSQL brings the units back
+    await redis_client.flushdb()
+    await _eventually_in_sync(fresh_db, redis_client, "live state refilled", 30)
+    assert await redis_client.zcard("eriop:geo:resources") == await _units_placed(fresh_db)
+
+    async def history_back() -> bool:
+        return not ledger.idents("alert") - set(await stream_alerts(redis_url))
+
+    await eventually(history_back, timeout=30, what="the alert stream's history refilled")
+    assert w.proc is not None
+    assert w.proc.poll() is None
+
+
+async def _units_placed(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        n: int = await conn.fetchval(
+            "SELECT count(*) FROM resources WHERE current_location IS NOT NULL"
+        )
+    finally:
+        await conn.close()
+    return n

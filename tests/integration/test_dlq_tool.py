@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from eriop.dev.stack import Broker, free_port
 from eriop.dlq.command import run_dlq
 from pipeline.clients.kafka import ensure_topics, make_producer
+from pipeline.errors import EXIT_UNAVAILABLE
 from pipeline.settings import Settings
 from pipeline.sinks.kafka.dlq import DeadLetterPublisher, build_dead_letter
 from pipeline.sources.kafka_batch import to_raw
@@ -111,7 +112,8 @@ async def test_list_groups_dead_letters_by_error_code(
     settings = settings_for(broker)
     assert await run_dlq(settings, ns(dlq_command="list", samples=5, topic=None)) == 0
     out = capsys.readouterr().out
-    assert "eriop.dlq: 7 dead letters in 5 error codes" in out
+    head = "eriop.dlq: 7 dead letters in 5 error codes, once per original record (no repeats)"
+    assert head in out
     heads = re.findall(r"^(\w+): (\d+)  stage (.+?)  topics (.+)$", out, re.MULTILINE)
     assert heads[0] == ("not_json", "3", "decode (3)", "alerts.json (3)")
     assert sorted(heads[1:]) == [
@@ -132,6 +134,47 @@ async def test_list_groups_dead_letters_by_error_code(
     assert "eriop.dlq: 4 dead letters from alerts.json in 2 error codes" in out
     assert "bad_checksum" not in out
     assert len(re.findall(r"^    alerts\.json\[", out, re.MULTILINE)) == 2
+
+
+async def test_repeats_of_one_original_are_counted_and_replayed_once(
+    broker: Broker, letters: dict[str, list[RawRecord]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record dead-lettered again (the worker stopped before storing its offset)
+    is one failure: list counts it once and says how many repeats it folded;
+    replay sends it once."""
+    settings = settings_for(broker)
+    first, second = letters["not_json"][:2]
+    repeats = [
+        (r, build_dead_letter(r, stage="decode", error_code="not_json", reason="again",
+                              now=datetime.now(UTC)))
+        for r in (first, first, second)
+    ]  # fmt: skip
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        await DeadLetterPublisher(producer).publish(repeats)
+    finally:
+        await producer.stop()
+
+    assert await run_dlq(settings, ns(dlq_command="list", samples=5, topic=None)) == 0
+    out = capsys.readouterr().out
+    assert (
+        "eriop.dlq: 7 dead letters in 5 error codes, once per original record "
+        "(3 repeats of an already counted record folded)"
+    ) in out
+    assert re.search(r"^not_json: 3  stage decode \(3\)  topics alerts.json \(3\)$", out, re.M)
+    assert "again" not in out  # the first dead letter of each record is the one shown
+
+    args = ns(dlq_command="replay", error_code="not_json", topic=None, dry_run=True)
+    assert await run_dlq(settings, args) == 0
+    out = capsys.readouterr().out
+    assert out.count("would replay alerts.json[") == 3
+    for r in letters["not_json"]:
+        assert out.count(f"would replay alerts.json[{r.partition}]@{r.offset} ") == 1
+    assert (
+        "would replay 3 dead letters to alerts.json (3); "
+        "3 repeats of an already counted record folded; nothing was sent"
+    ) in out
 
 
 async def test_replay_sends_the_original_bytes_key_and_headers_back(
@@ -199,6 +242,6 @@ async def test_the_command_line(broker: Broker, letters: dict[str, list[RawRecor
         subprocess.run, [sys.executable, "-m", "eriop.cli", "dlq", "list"],
         env={**env, "ERIOP_KAFKA_BOOTSTRAP": dead}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert done.returncode == 2
+    assert done.returncode == EXIT_UNAVAILABLE
     assert "eriop dlq:" in done.stderr
     assert "Traceback" not in done.stderr

@@ -238,3 +238,44 @@ async def test_two_bridges_share_a_subscription_and_produce_each_message_once(
     assert len({json.loads(v)["timestamp"] for _, v, _ in records}) == total
     assert one.bridge.forwarded > 0
     assert two.bridge.forwarded > 0
+
+
+async def test_bridge_reconnects_when_the_mqtt_broker_restarts(
+    broker: devstack.Broker, mosquitto: devstack.Mosquitto
+) -> None:
+    settings = bridge_settings(broker.bootstrap, mosquitto.port, client_id="b-restart")
+    async with running_bridge(settings) as service:
+        device = Publisher(mosquitto.port)
+        device.publish(*axis_event("axis:AudioClassification/Shout", {}, {"Detected": "1"}, 1))
+        device.close()
+
+        async def first() -> bool:
+            return service.bridge.forwarded >= 1
+
+        await wait_until(first, timeout=20, what="the first message")
+        mosquitto.stop()  # this test's broker keeps nothing across a restart
+
+        async def noticed() -> bool:
+            return not service.mqtt_connected
+
+        await wait_until(noticed, timeout=20, what="the bridge to notice the broker left")
+        mosquitto.start()
+
+        async def back() -> bool:
+            return service.mqtt_connected
+
+        await wait_until(back, timeout=30, what="the bridge to reconnect")
+        device = Publisher(mosquitto.port, client_id="axis-after-restart")
+        device.publish(*axis_event("axis:AudioClassification/Shout", {}, {"Detected": "1"}, 2))
+        device.close()
+
+        async def both() -> bool:
+            return service.bridge.forwarded >= 2
+
+        await wait_until(both, timeout=20, what="the message published after the restart")
+    timestamps = sorted(
+        json.loads(v)["timestamp"] for _, v, _ in await read_topic(broker.bootstrap)
+    )
+    assert timestamps == [1, 2]
+    health = await service.health()
+    assert not health["ok"]  # stopped: no longer connected

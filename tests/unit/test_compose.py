@@ -1,26 +1,51 @@
 """The production stack in docker-compose.yml and the image built by deploy/Dockerfile.
 
 Static checks only: the file is parsed, never run, so they hold on machines without
-Docker. Compose interpolation (``${VAR:-default}``) is left unexpanded.
+Docker. Compose interpolation (``${VAR:-default}``) is left unexpanded. Least privilege is
+checked here too: secrets come from files (compose ``secrets:``), every ERIOP service
+connects to PostgreSQL as its own login role, administration ports are published on the
+loopback interface only, and the image installs a hash-locked dependency set.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+LOCK = REPO / "deploy" / "requirements.lock"
+SECRETS_SCRIPT = REPO / "scripts" / "compose-secrets.sh"
 
-EXPECTED_SERVICES = {"kafka", "db", "redis", "migrate", "worker", "prometheus", "grafana"}
+EXPECTED_SERVICES = {
+    "kafka",
+    "db",
+    "redis",
+    "migrate",
+    "db-roles",
+    "worker",
+    "prometheus",
+    "alertmanager",
+    "grafana",
+}
+#: container ports of status pages and administration UIs: never on every interface
+ADMIN_PORTS = {9108, 9109, 9110, 9111, 9090, 9093, 3000, 5432}
+#: ports meant for devices, gateways and consoles on other hosts
+PUBLIC_PORTS = {9094, 6379, 1883, 9500}
+#: where an ERIOP service finds a secret named like the variable it replaces
+SECRETS_DIR = "/run/secrets"
 NEEDS_HEALTHCHECK = ("kafka", "db", "redis", "worker")
 DEPENDS_ON_CONDITIONS = {
     "service_started",
@@ -29,8 +54,6 @@ DEPENDS_ON_CONDITIONS = {
 }
 WORKER_ENV = (
     "ERIOP_KAFKA_BOOTSTRAP",
-    "ERIOP_DATABASE_URL",
-    "ERIOP_REDIS_URL",
     "ERIOP_METRICS_PORT",
     "ERIOP_KAFKA__IDEMPOTENCE",
 )
@@ -130,6 +153,36 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
             keyword, _, rest = stripped.partition(" ")
             instructions.append((keyword.upper(), rest.strip()))
     return instructions
+
+
+def _secrets(service: dict[str, Any]) -> dict[str, str]:
+    """target file name -> declared secret, for every secret a service mounts."""
+    mounted = {}
+    for item in service.get("secrets") or []:
+        if isinstance(item, str):
+            mounted[item] = item
+        else:
+            mounted[item.get("target", item["source"])] = item["source"]
+    return mounted
+
+
+def _eriop_services(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The services that run the ERIOP image."""
+    return {name: s for name, s in services.items() if "build" in s}
+
+
+def _published(service: dict[str, Any]) -> list[tuple[str, int]]:
+    """(host address, container port) of every published port; "" for all interfaces."""
+    published = []
+    for item in service.get("ports") or []:
+        if isinstance(item, dict):
+            published.append((_expand(str(item.get("host_ip", ""))), int(item["target"])))
+            continue
+        spec = _expand(str(item).split("/", 1)[0])
+        parts = spec.rsplit(":", 2)
+        address = parts[0] if len(parts) == 3 else ""
+        published.append((address, int(parts[-1])))
+    return published
 
 
 def _final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -233,6 +286,8 @@ def test_migrate_is_one_shot_after_the_database(services: dict[str, dict[str, An
     assert migrate["restart"] == "no"
     assert _command(migrate) == ["migrate"]
     assert _depends_on(migrate) == {"db": "service_healthy"}
+    # the owner, which alone may change the schema
+    assert _secrets(migrate) == {"eriop_database_url": "migrate_database_url"}
     assert migrate["build"]["dockerfile"] == "deploy/Dockerfile"
 
 
@@ -243,9 +298,11 @@ def test_worker_waits_for_its_dependencies(services: dict[str, dict[str, Any]]) 
     deps = _depends_on(worker)
     assert deps["kafka"] == "service_healthy"
     assert deps["redis"] == "service_healthy"
-    assert deps["migrate"] == "service_completed_successfully"
+    # db-roles runs after migrate: the schema and the worker's login role exist
+    assert deps["db-roles"] == "service_completed_successfully"
+    assert _depends_on(services["db-roles"])["migrate"] == "service_completed_successfully"
     assert 9108 in {container for _, container in _ports(worker)}
-    assert "/health" in _healthcheck_test(worker)
+    assert "/livez" in _healthcheck_test(worker)
 
 
 def test_worker_environment_names_the_eriop_settings(services: dict[str, dict[str, Any]]) -> None:
@@ -254,14 +311,19 @@ def test_worker_environment_names_the_eriop_settings(services: dict[str, dict[st
         assert env.get(name), f"worker environment lacks {name}"
     assert env["ERIOP_KAFKA__IDEMPOTENCE"] == "true"
     assert env["ERIOP_KAFKA_BOOTSTRAP"].split(",")[0].split(":")[0] == "kafka"
-    database = urlsplit(_expand(env["ERIOP_DATABASE_URL"]))
-    assert database.scheme in {"postgresql", "postgres"}
-    assert (database.hostname, database.port) == ("db", 5432)
-    redis = urlsplit(_expand(env["ERIOP_REDIS_URL"]))
-    assert redis.scheme == "redis"
-    assert (redis.hostname, redis.port) == ("redis", 6379)
-    # migrate reads the same database
-    assert _env(services["migrate"])["ERIOP_DATABASE_URL"] == env["ERIOP_DATABASE_URL"]
+    # the URLs hold passwords: files, not variables
+    assert "ERIOP_DATABASE_URL" not in env
+    assert "ERIOP_REDIS_URL" not in env
+    assert _secrets(services["worker"]) == {
+        "eriop_database_url": "worker_database_url",
+        "eriop_redis_url": "redis_url",
+    }
+
+
+def test_secrets_dir_is_the_one_settings_read() -> None:
+    from pipeline.settings import SECRETS_DIR as settings_dir
+
+    assert settings_dir == SECRETS_DIR
 
 
 def test_no_literal_secrets(services: dict[str, dict[str, Any]]) -> None:
@@ -302,16 +364,28 @@ def test_depends_on_targets_exist_with_valid_conditions(
                 assert services[target].get("restart") == "no", target
 
 
+def _protocols(service: dict[str, Any]) -> list[str]:
+    """The protocol of every published port, in the order of :func:`_ports`."""
+    out = []
+    for item in service.get("ports") or []:
+        if isinstance(item, dict):
+            out.append(str(item.get("protocol", "tcp")))
+        else:
+            out.append(str(item).split("/", 1)[1] if "/" in str(item) else "tcp")
+    return out
+
+
 def test_ports_are_not_published_twice(services: dict[str, dict[str, Any]]) -> None:
     host_ports = [
-        host.rsplit(":", 1)[-1]
+        (host.rsplit(":", 1)[-1], proto)
         for service in services.values()
-        for host, _ in _ports(service)
+        for (host, _), proto in zip(_ports(service), _protocols(service), strict=True)
         if host is not None
     ]
     assert len(host_ports) == len(set(host_ports))
     assert ("9090", 9090) in _ports(services["prometheus"])
     assert ("3000", 3000) in _ports(services["grafana"])
+    assert ("9093", 9093) in _ports(services["alertmanager"])
 
 
 # ----------------------------------------------------------------- volumes and paths
@@ -394,7 +468,11 @@ def test_grafana_provisioning(services: dict[str, dict[str, Any]]) -> None:
     url = urlsplit(datasources["datasources"][0]["url"])
     assert url.hostname == "prometheus"
     assert ("9090", url.port) in _ports(services["prometheus"])
-    assert _env(services["grafana"])["GF_SECURITY_ADMIN_PASSWORD"].startswith("${")
+    env = _env(services["grafana"])
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+    secret = env["GF_SECURITY_ADMIN_PASSWORD__FILE"]
+    assert secret.startswith(f"{SECRETS_DIR}/")
+    assert secret.rsplit("/", 1)[1] in _secrets(services["grafana"])
 
 
 # ------------------------------------------------------------------------ Dockerfile
@@ -420,5 +498,221 @@ def test_dockerfile_builds_the_project_as_non_root() -> None:
     assert yaml.safe_load(entrypoints[-1]) == ["eriop"]
     healthchecks = [rest for keyword, rest in final if keyword == "HEALTHCHECK"]
     assert healthchecks
-    assert "/health" in healthchecks[-1]
+    assert "/livez" in healthchecks[-1]
     assert any(keyword == "EXPOSE" and "9108" in rest for keyword, rest in final)
+
+
+def test_dc09_receiver_publishes_tcp_and_udp_and_is_scraped(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    receiver = services["dc09-receiver"]
+    assert _command(receiver) == ["dc09-receiver"]
+    env = _env(receiver)
+    port = int(env["ERIOP_RECEIVER__PORT"])
+    published = set(zip(_ports(receiver), _protocols(receiver), strict=True))
+    assert ((str(port), port), "tcp") in published
+    assert ((str(port), port), "udp") in published
+    assert _depends_on(receiver).get("kafka") == "service_healthy"
+    status = int(env["ERIOP_RECEIVER__METRICS_PORT"])
+    assert str(status) in _healthcheck_test(receiver)
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = [t for c in jobs["eriop-dc09-receiver"]["static_configs"] for t in c["targets"]]
+    assert targets == [f"dc09-receiver:{status}"]
+    # the accounts file it is told to read is the one mounted from the checkout
+    accounts = env["ERIOP_ALARM__ACCOUNTS_FILE"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in receiver["volumes"]}
+    folder, name = accounts.rsplit("/", 1)
+    assert (REPO / mounts[folder] / name).is_file()
+
+
+# ------------------------------------------------------------------- least privilege
+
+
+def test_admin_ports_are_published_on_loopback_only(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in services.items():
+        for address, port in _published(service):
+            if port in ADMIN_PORTS:
+                assert address == "127.0.0.1", f"{name}: port {port} published on {address!r}"
+            else:
+                assert port in PUBLIC_PORTS, f"{name}: port {port} is neither admin nor public"
+
+
+def test_prometheus_has_no_lifecycle_api(services: dict[str, dict[str, Any]]) -> None:
+    command = _command(services["prometheus"])
+    assert not any(arg.startswith("--web.enable-lifecycle") for arg in command)
+    assert not any(arg.startswith("--web.enable-admin-api") for arg in command)
+
+
+def test_no_secret_in_the_environment_or_on_a_command_line(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    text = COMPOSE_FILE.read_text()
+    # no secret is interpolated from the host's environment anywhere
+    for match in _INTERPOLATION.finditer(text):
+        assert not _SECRET_KEY.search(match["name"]), match.group(0)
+    for name, service in services.items():
+        for key, value in _env(service).items():
+            if _SECRET_KEY.search(key):
+                # only a pointer to a mounted file (POSTGRES_PASSWORD_FILE, ...__FILE)
+                assert key.endswith("_FILE"), f"{name}.{key}"
+                assert value.startswith(f"{SECRETS_DIR}/"), f"{name}.{key}"
+                assert value.rsplit("/", 1)[1] in _secrets(service), f"{name}.{key}"
+        command = " ".join(_command(service))
+        assert "--requirepass" not in command, name
+        assert not re.search(r"://[^/\s:@]*:[^/\s@]+@", command), f"{name}: password in URL"
+
+
+def test_declared_secrets_are_files_and_all_used(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    declared = compose["secrets"]
+    used = {source for service in services.values() for source in _secrets(service).values()}
+    assert used == set(declared)
+    for name, spec in declared.items():
+        assert spec["file"] == f"./secrets/{name}", name
+    ignored = (REPO / ".gitignore").read_text().split()
+    assert "secrets/" in ignored or "/secrets/" in ignored
+
+
+def test_eriop_services_read_secrets_named_like_their_variables(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    from pipeline.settings import Settings
+
+    fields = {name.lower() for name in Settings.model_fields}
+    for name, service in _eriop_services(services).items():
+        for target in _secrets(service):
+            variable = target.removeprefix("eriop_")
+            assert target.startswith("eriop_"), f"{name}: {target}"
+            assert target == target.lower(), f"{name}: {target}"
+            assert variable.split("__", 1)[0] in fields, f"{name}: {target} names no setting"
+
+
+def test_the_secrets_script_writes_every_declared_secret(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    out = tmp_path / "secrets"
+    run = subprocess.run(
+        ["bash", str(SECRETS_SCRIPT), str(out)], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert {path.name for path in out.iterdir()} >= set(compose["secrets"])
+    assert oct(out.stat().st_mode & 0o777) == "0o700"
+    first = {path.name: path.read_text() for path in out.iterdir()}
+    # idempotent: a second run keeps every file
+    subprocess.run(["bash", str(SECRETS_SCRIPT), str(out)], capture_output=True, check=True)
+    assert {path.name: path.read_text() for path in out.iterdir()} == first
+
+    # each service's database URL names its own login role; migrate's is the owner
+    roles = {}
+    for name, service in _eriop_services(services).items():
+        source = _secrets(service).get("eriop_database_url")
+        if source is None:
+            continue
+        url = urlsplit(first[source])
+        assert (url.scheme, url.hostname, url.port) == ("postgresql", "db", 5432), name
+        assert url.password, name
+        roles[name] = url.username
+    assert roles.pop("migrate") == _expand(_env(services["db"])["POSTGRES_USER"])
+    assert roles, "no ERIOP service connects to the database"
+    assert len(set(roles.values())) == len(roles), f"services share a login role: {roles}"
+    assert all(re.fullmatch(r"eriop_[a-z0-9_]+", r) for r in roles.values()), roles
+
+    redis = urlsplit(first["redis_url"])
+    assert (redis.username, redis.hostname, redis.port) == ("eriop", "redis", 6379)
+    acl = first["redis_acl"].splitlines()
+    assert "user default off" in acl
+    service_user = next(line for line in acl if line.startswith("user eriop "))
+    assert "-@admin" in service_user.split()
+    assert redis.password not in first["redis_acl"], "the ACL file holds hashes only"
+
+
+def test_each_database_service_connects_as_a_login_role_made_by_db_roles(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    roles = services["db-roles"]
+    assert roles["restart"] == "no"
+    made = {arg.rsplit("/", 1)[1] for arg in _command(roles)}
+    assert all(arg.startswith(f"{SECRETS_DIR}/") for arg in _command(roles))
+    assert made <= set(_secrets(roles))
+    assert "postgres_password" in _secrets(roles).values()
+    assert _env(roles)["PGPASSWORD_FILE"] == f"{SECRETS_DIR}/postgres_password"
+    script = next(target for kind, _, target in _volumes(roles) if kind == "bind")
+    assert roles["entrypoint"][-1] == script
+    users = set()
+    for name, service in _eriop_services(services).items():
+        source = _secrets(service).get("eriop_database_url")
+        if name == "migrate" or source is None:
+            continue
+        assert source in made, f"{name} connects with {source}, which db-roles does not make"
+        deps = _depends_on(service)
+        assert deps.get("db-roles") == "service_completed_successfully", name
+        users.add(name)
+    assert {"worker", "cap-poller", "dc09-receiver"} <= users
+    # the MQTT bridge needs neither the database nor Redis
+    assert set(_secrets(services["mqtt-bridge"])) == {"eriop_mqtt__password"}
+
+
+def test_redis_users_come_from_an_acl_file(services: dict[str, dict[str, Any]]) -> None:
+    redis = services["redis"]
+    command = _command(redis)
+    aclfile = command[command.index("--aclfile") + 1]
+    assert aclfile.startswith(f"{SECRETS_DIR}/")
+    assert aclfile.rsplit("/", 1)[1] in _secrets(redis)
+    check = _healthcheck_test(redis)
+    assert "REDISCLI_AUTH=" in check
+    assert f"cat {SECRETS_DIR}/" in check
+    assert "-a " not in check
+
+
+def test_eriop_health_checks_probe_livez_on_their_status_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    for name, service in _eriop_services(services).items():
+        check = service.get("healthcheck") or {}
+        if check.get("disable"):
+            assert service.get("restart") == "no", f"{name} runs without a health check"
+            continue
+        test = _healthcheck_test(service)
+        assert "/livez" in test, name
+        published = {container for _, container in _ports(service)}
+        assert any(str(port) in test for port in published & ADMIN_PORTS), name
+    text = COMPOSE_FILE.read_text() + DOCKERFILE.read_text()
+    assert "HEALTH_PORT" not in text
+
+
+def test_the_lock_pins_every_dependency_with_hashes() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins: dict[str, str] = {}
+    hashed: set[str] = set()
+    current = ""
+    for line in LOCK.read_text().splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            name, _, version = line.split(" ", 1)[0].partition("==")
+            assert version, f"not pinned: {line}"
+            current = str(canonicalize_name(name))
+            pins[current] = version
+        elif "--hash=sha256:" in line:
+            hashed.add(current)
+    assert set(pins) == hashed, f"pins without a hash: {set(pins) - hashed}"
+    for spec in project["dependencies"]:
+        requirement = Requirement(spec)
+        name = str(canonicalize_name(requirement.name))
+        assert name in pins, f"{requirement.name} is not in {LOCK.name}: run scripts/lock-deps.sh"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"{name}=={pins[name]} does not satisfy {spec}: run scripts/lock-deps.sh"
+        )
+
+
+def test_the_image_installs_the_lock_with_hashes() -> None:
+    instructions = _dockerfile_instructions()
+    copies = [rest for keyword, rest in instructions if keyword == "COPY"]
+    assert any("deploy/requirements.lock" in rest for rest in copies)
+    runs = " ".join(rest for keyword, rest in instructions if keyword == "RUN")
+    assert "--require-hashes" in runs
+    assert "-r requirements.lock" in runs
+    # the project itself resolves nothing beyond the lock
+    assert "pip install --no-deps ." in runs

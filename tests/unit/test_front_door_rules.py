@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import yaml
 
+import pipeline.metrics_front_doors  # noqa: F401 (registers the front doors' metrics)
 from tests.unit.test_monitoring import PROMETHEUS_DIR, _run, metric_names, promtool, registry_names
 
 RULES = PROMETHEUS_DIR / "rules" / "eriop-front-doors.rules.yml"

@@ -11,12 +11,9 @@ from datetime import datetime
 from typing import Any, Final
 
 from pipeline.decoders.alarm.build import (
-    Event,
     Origin,
-    cid_event,
     event_intents,
     heartbeat_intents,
-    sia_event,
     telemetry_row,
 )
 from pipeline.decoders.alarm.codes import TEXT
@@ -36,6 +33,7 @@ from pipeline.decoders.alarm.dc09_data import (
     parse_sia,
     read_xdata,
 )
+from pipeline.decoders.alarm.events import Event, cid_event, sia_event
 from pipeline.decoders.alarm.fields import (
     data_account,
     entries,

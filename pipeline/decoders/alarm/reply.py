@@ -1,7 +1,7 @@
 """A receiver's side of SIA DC-09: read a frame's header, build the reply.
 
 The receiver answers every frame it reads with one of the standard's receiver
-responses (docs/formats.md 1.12): ``ACK`` (the frame is accepted), ``NAK``
+responses (docs/formats.md 1.13): ``ACK`` (the frame is accepted), ``NAK``
 (its time stamp is outside the accepted window; the reply carries the
 receiver's clock so the transmitter can correct its own) or ``DUH`` (the
 frame cannot be understood). A reply echoes the sequence number, receiver,

@@ -158,6 +158,26 @@ class RedisLive:
             pipe.set(s.key, s.value, ex=s.ttl_s)
         await self._call(pipe.execute)
 
+    async def exists(self, key: str) -> bool:
+        return bool(await self._call(self.client.exists, key))
+
+    async def set_if_absent(self, key: str, value: str, *, ttl_s: int) -> bool:
+        return bool(await self._call(self.client.set, key, value, nx=True, ex=ttl_s))
+
+    async def set_value(self, key: str, value: str) -> None:
+        await self._call(self.client.set, key, value)
+
+    async def delete(self, key: str) -> None:
+        await self._call(self.client.delete, key)
+
+    async def append_stream(self, stream: str, bodies: Sequence[bytes]) -> None:
+        """Entries ``{"alert": body}`` at the end of a capped stream, in order."""
+        pipe = self.client.pipeline(transaction=False)
+        for body in bodies:
+            pipe.xadd(stream, {"alert": body}, maxlen=self._maxlen, approximate=True)
+        if bodies:
+            await self._call(pipe.execute)
+
     async def existing(self, keys: Sequence[str]) -> set[str]:
         if not keys:
             return set()

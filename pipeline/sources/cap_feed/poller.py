@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from pipeline import metrics
+from pipeline import metrics_front_doors as metrics
 from pipeline.errors import DecodeError, EriopError, UpstreamUnavailable, ValidationError
 from pipeline.settings import CapFeedSettings, CapSource
 from pipeline.sources.cap_feed.feeds import (
@@ -96,8 +96,10 @@ class SourcePoller:
                 if detect_kind(root) == "document":
                     raise DecodeError("unknown_format", f"{src.name}: a CAP document, not a {kind}")
                 await self._entries(feed_entries(root, src.url), report)
+        # after a 304 the stored validators stay (a 304 need not repeat them)
+        keep = report.ok and not report.not_modified
         await self._store.succeeded(
-            src.name, src.url, fetched.etag, fetched.last_modified, keep=report.ok
+            src.name, src.url, fetched.etag, fetched.last_modified, keep=keep
         )
         if report.ok:
             metrics.CAP_LAST_SUCCESS.labels(src.name).set(time.time())

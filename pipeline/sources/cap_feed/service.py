@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Any
 
-from pipeline import metrics
+from pipeline import metrics_front_doors as metrics
 from pipeline.clients.kafka import ensure_topics
 from pipeline.clients.postgres import Database
 from pipeline.errors import (

@@ -2,7 +2,7 @@
 
 Panels send frames over TCP or UDP; each frame is answered once, ``ACK`` only
 after Kafka has acknowledged its envelope on ``alerts.alarm``
-(docs/formats.md 1.1 b and 1.12).
+(docs/formats.md 1.1 b and 1.13).
 
 - :mod:`.framing`: LF ... CR frames out of a TCP byte stream.
 - :mod:`.keys`: the accounts' AES keys, reloadable without a restart.

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from pipeline.metrics import RECEIVER_KEY_RELOADS
+from pipeline.metrics_front_doors import RECEIVER_KEY_RELOADS
 from pipeline.settings import AlarmAccount, read_accounts_file
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,10 @@ class KeyRing:
             if entry is not None and entry.key is not None:
                 return entry.key.get_secret_value()
         return None
+
+    def accounts(self) -> Mapping[str, AlarmAccount]:
+        """Every account in force (names upper case), for line supervision's intervals."""
+        return self._entries
 
     def __len__(self) -> int:
         return sum(1 for e in self._entries.values() if e.key is not None)

@@ -20,8 +20,8 @@ from typing import Literal, Protocol
 from pipeline.decoders.alarm.dc09 import frame_text
 from pipeline.decoders.alarm.reply import ack, duh, nak
 from pipeline.errors import BrokerUnavailable, EriopError
-from pipeline.metrics import RECEIVER_ACK_LATENCY, RECEIVER_FRAMES, RECEIVER_REPLIES
-from pipeline.settings import ReceiverSettings
+from pipeline.metrics_front_doors import RECEIVER_ACK_LATENCY, RECEIVER_FRAMES, RECEIVER_REPLIES
+from pipeline.settings_front_doors import ReceiverSettings
 from pipeline.sources.dc09.verdict import Keys, Verdict, Window, judge
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Receiver:
         self._settings = settings
         self._keys = keys
         self._publisher = publisher
-        self._supervisor = supervisor
+        self.supervisor = supervisor
         self._clock = clock
         self._window = Window(settings.timestamp_past_s, settings.timestamp_future_s)
 
@@ -104,12 +104,12 @@ class Receiver:
 
     def _check_in(self, verdict: Verdict, now: datetime) -> None:
         header = verdict.header
-        if self._supervisor is None or header is None or not verdict.authentic:
+        if self.supervisor is None or header is None or not verdict.authentic:
             return
         if header.account is None:
             return
         try:
-            self._supervisor.check_in(header.account.upper(), header.line, now)
+            self.supervisor.check_in(header.account.upper(), header.line, now)
         except Exception:  # supervision must never cost a panel its answer
             log.exception("line supervision check-in failed")
 

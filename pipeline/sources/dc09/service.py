@@ -3,7 +3,8 @@ the listeners, with the ``start``/``run``/``health``/``close`` shape that
 :func:`pipeline.runtime.front_door.serve_front_door` runs.
 
 The accounts file is read again on SIGHUP and whenever its modification time
-changes (checked every ``receiver.accounts_reload_s``).
+changes (checked every ``receiver.accounts_reload_s``). Line supervision is
+handed in (:func:`pipeline.runtime.dc09.build_receiver` composes it).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class ManagedSupervisor(Supervisor, Protocol):
 
     async def close(self) -> None: ...
 
+    async def health(self) -> dict[str, Any]: ...
+
 
 class DC09Service:
     def __init__(
@@ -45,6 +48,11 @@ class DC09Service:
         publish: Publisher = self.publisher
         self.receiver = Receiver(rs, keys=self.keys, publisher=publish, supervisor=supervisor)
         self.server = DC09Server(rs, self.receiver)
+
+    def attach(self, supervisor: ManagedSupervisor) -> None:
+        """Line supervision built around this service's publisher and keys (before start)."""
+        self.supervisor = supervisor
+        self.receiver.supervisor = supervisor
 
     @property
     def port(self) -> int:
@@ -69,12 +77,16 @@ class DC09Service:
     async def health(self) -> dict[str, Any]:
         kafka = self.publisher.ready
         listening = self.server.listening
-        return {
+        report: dict[str, Any] = {
+            # answering panels needs Kafka only; supervision catches up when it can
             "ok": kafka and listening,
             "kafka": {"ok": kafka},
             "listener": {"ok": listening, "port": self.server.port},
             "accounts_with_key": len(self.keys),
         }
+        if self.supervisor is not None:
+            report["supervision"] = await self.supervisor.health()
+        return report
 
     async def close(self) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):

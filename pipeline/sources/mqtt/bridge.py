@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pipeline import metrics
+from pipeline import metrics_front_doors as metrics
 from pipeline.errors import BrokerUnavailable
 from pipeline.retry import ALERT_PATH, RetryPolicy
 from pipeline.sources.forward import ForwardRejected, Headers
@@ -151,8 +151,9 @@ class Bridge:
                 self._pending.put_nowait(None)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(acker), drain_s)
-            if reader.done() and not reader.cancelled() and reader.exception() is not None:
-                raise reader.exception()  # type: ignore[misc]
+            for ended in (reader, acker):
+                if ended.done() and not ended.cancelled() and ended.exception() is not None:
+                    raise ended.exception()  # type: ignore[misc]
         finally:
             for task in (reader, acker, stopping):
                 task.cancel()

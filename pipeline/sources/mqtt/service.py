@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import Any
 
-from pipeline import metrics
+from pipeline import metrics_front_doors as metrics
 from pipeline.clients.kafka import ensure_topics
 from pipeline.errors import BrokerUnavailable, UpstreamUnavailable
 from pipeline.retry import CONNECT, RetryPolicy
