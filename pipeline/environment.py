@@ -198,4 +198,3 @@ def reference() -> str:
         cells = [f"`{v.name}`", v.annotation, f"`{v.default}`", meaning]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n"
-

@@ -199,6 +199,9 @@ class BulkSettings(_Frozen):
     #: metrics and health, and the worker's pid
     port: int = 0
     parent_pid: int = 0
+    #: set by the worker for its child: the child's static group membership
+    #: (``<host>-bulk-<n>``), so a restarted child takes its own place back
+    instance_id: str = ""
 
     def process_count(self, partitions: int) -> int:
         return self.processes or max(1, min(os.cpu_count() or 1, partitions))

@@ -185,6 +185,13 @@ class Decoder:
             out.dead_letter = dead_letter_for(record, exc, now)
             return out
         out.outcome = _outcome(out.intents, out.fixes)
+        if out.outcome == "alert":
+            out.notes.append(
+                "stored as new unless an alert with the same source and external_id exists "
+                "(then counted as a duplicate, nothing changes)"
+            )
+        elif out.outcome == "patch":
+            out.notes.append("changes the target alert if it exists; else on_miss applies")
         return out
 
     async def _intents(self, record: RawRecord, now: datetime, out: Decoded) -> list[Intent]:

@@ -125,6 +125,7 @@ class Runtime:
                     s,
                     s.kafka.bulk_group,
                     fetch_max_wait_ms=max(s.effective_fetch_wait_ms, s.batch.linger_ms),
+                    group_instance_id=s.bulk.instance_id or None,
                 ),
                 BULK_TOPICS,
                 self.bulk.handle,

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from typing import Any
@@ -63,6 +64,7 @@ class BulkChild:
             "ERIOP_BULK__PORT": str(self._port),
             "ERIOP_BULK__PARENT_PID": str(os.getpid()),
             "ERIOP_LOG_LEVEL": self._log_level,
+            "ERIOP_BULK__INSTANCE_ID": f"{socket.gethostname()}-bulk-{self.index}",
         }
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pipeline.runtime.bulk", env=env

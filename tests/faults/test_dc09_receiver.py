@@ -144,6 +144,18 @@ async def test_sigkill_of_the_receiver_loses_and_duplicates_no_alarm(
     ids = stored_ids(list(rows))
     assert set(ids) == expected
     assert max(ids.values()) == 1
+    # every panel's frames were check-ins for line supervision (written by the receiver)
+    panel_accounts = list(PANELS)
+
+    async def supervised() -> bool:
+        n: int = await scalar(
+            fresh_db,
+            "SELECT count(*) FROM line_supervision WHERE account = ANY($1::text[])",
+            panel_accounts,
+        )
+        return n == len(panel_accounts)
+
+    await eventually(supervised, timeout=30, what="a line_supervision row per panel")
     on_kafka = len(await read_topic(broker.bootstrap, "alerts.alarm"))
     retried = sum(sum(log.attempts.values()) for log in logs.values()) - total
     print(f"{total} events, {retried} retransmissions, {on_kafka} records on alerts.alarm")

@@ -92,7 +92,9 @@ async def test_login_roles_are_members_of_eriop_ingest_and_nothing_more(
         assert row is not None
         assert row["rolcanlogin"]
         assert row["rolinherit"]
-        assert not (row["rolsuper"] or row["rolcreatedb"] or row["rolcreaterole"])
+        assert not row["rolsuper"]
+        assert not row["rolcreatedb"]
+        assert not row["rolcreaterole"]
         assert row["rolpassword"].startswith("SCRAM-SHA-256$")
         member_of = await conn.fetch(
             "SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid "
@@ -210,15 +212,19 @@ async def test_redis_users_of_the_acl_file(acl_redis: int, compose_secrets: dict
             await client.aclose()
 
     # the compose health check: the password through REDISCLI_AUTH, not the command line
+    assert _redis_cli_ping(acl_redis, compose_secrets["redis_health_password"]) == "PONG"
+
+
+def _redis_cli_ping(port: int, password: str) -> str:
     check = subprocess.run(
-        ["redis-cli", "-p", str(acl_redis), "--user", "healthcheck", "ping"],
-        env={**os.environ, "REDISCLI_AUTH": compose_secrets["redis_health_password"]},
+        ["redis-cli", "-p", str(port), "--user", "healthcheck", "ping"],
+        env={**os.environ, "REDISCLI_AUTH": password},
         capture_output=True,
         text=True,
         check=False,
         timeout=10,
     )
-    assert check.stdout.strip() == "PONG", check.stdout + check.stderr
+    return check.stdout.strip() + check.stderr.strip()
 
 
 async def test_the_worker_runs_with_the_compose_credentials(
@@ -229,7 +235,7 @@ async def test_the_worker_runs_with_the_compose_credentials(
     compose_secrets: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    role, url_file = login_role
+    _, url_file = login_role
     assert _login_roles(fresh_db, url_file).returncode == 0
     redis_password = urlsplit(compose_secrets["redis_url"]).password
     redis_url = f"redis://eriop:{redis_password}@127.0.0.1:{acl_redis}/0"

@@ -9,6 +9,7 @@ loopback interface only, and the image installs a hash-locked dependency set.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -562,6 +563,11 @@ def test_no_secret_in_the_environment_or_on_a_command_line(
                 assert value.rsplit("/", 1)[1] in _secrets(service), f"{name}.{key}"
         command = " ".join(_command(service))
         assert "--requirepass" not in command, name
+        # a secret file is read only into a file (printf is a shell builtin) or a variable
+        for text in (command, _healthcheck_test(service).removeprefix("CMD-SHELL")):
+            for step in re.split(r"&&|\|\||;|\|", text):
+                if "/run/secrets/" in step and "$(cat " in step:
+                    assert re.match(r"\s*(printf |[A-Z_]+=)", step), f"{name}: {step.strip()}"
         assert not re.search(r"://[^/\s:@]*:[^/\s@]+@", command), f"{name}: password in URL"
 
 
@@ -716,3 +722,39 @@ def test_the_image_installs_the_lock_with_hashes() -> None:
     assert "-r requirements.lock" in runs
     # the project itself resolves nothing beyond the lock
     assert "pip install --no-deps ." in runs
+
+
+def test_each_eriop_service_reads_its_mounted_secrets_into_settings(
+    compose: dict[str, Any],
+    services: dict[str, dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.settings import Settings
+
+    written = tmp_path / "written"
+    subprocess.run(["bash", str(SECRETS_SCRIPT), str(written)], capture_output=True, check=True)
+    for variable in [key for key in os.environ if key.upper().startswith("ERIOP_")]:
+        monkeypatch.delenv(variable)
+    for name, service in _eriop_services(services).items():
+        # /run/secrets of this container
+        run_secrets = tmp_path / name
+        run_secrets.mkdir()
+        for target, source in _secrets(service).items():
+            (run_secrets / target).write_text((written / source).read_text())
+        settings = Settings(_secrets_dir=str(run_secrets))  # type: ignore[call-arg]
+        for target, source in _secrets(service).items():
+            value: Any = settings
+            for part in target.removeprefix("eriop_").split("__"):
+                value = getattr(value, part)
+            assert value.get_secret_value() == (written / source).read_text(), f"{name}.{target}"
+
+
+def test_waiting_for_an_eriop_service_means_waiting_for_its_readiness(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    eriop = _eriop_services(services)
+    for name, service in services.items():
+        for target, condition in _depends_on(service).items():
+            if target in eriop and condition == "service_healthy":
+                assert "/readyz" in _healthcheck_test(eriop[target]), f"{name} -> {target}"

@@ -22,13 +22,24 @@ from tests.unit.test_compose import (
 __all__ = ["compose", "services"]
 
 
+def _secrets(service: dict[str, Any]) -> dict[str, str]:
+    """Secret name -> file name under /run/secrets."""
+    out = {}
+    for item in service.get("secrets", []):
+        if isinstance(item, str):
+            out[item] = item
+        else:
+            out[item["source"]] = item.get("target", item["source"])
+    return out
+
+
 def test_mosquitto_requires_a_password_and_keeps_sessions(
     services: dict[str, dict[str, Any]],
 ) -> None:
     mqtt = services["mosquitto"]
     assert mqtt["image"].startswith("eclipse-mosquitto:2")
     assert 1883 in {container for _, container in _ports(mqtt)}
-    assert _env(mqtt)["MQTT_PASSWORD"].startswith("${MQTT_PASSWORD:?")
+    assert "mqtt_password" in _secrets(mqtt)  # a file under /run/secrets, not the environment
     mounts = {target: source for _, source, target in _volumes(mqtt)}
     assert mounts["/mosquitto/config/mosquitto.conf"] == "./deploy/mosquitto/mosquitto.conf"
     conf = (REPO / "deploy" / "mosquitto" / "mosquitto.conf").read_text().splitlines()
@@ -43,7 +54,8 @@ def test_bridge_reads_mosquitto_and_writes_kafka(services: dict[str, dict[str, A
     env = _env(bridge)
     assert env["ERIOP_MQTT__HOST"] == "mosquitto"
     assert env["ERIOP_MQTT__CLIENT_ID"]  # a stable id: the broker keeps the session under it
-    assert env["ERIOP_MQTT__PASSWORD"] == services["mosquitto"]["environment"]["MQTT_PASSWORD"]
+    assert "ERIOP_MQTT__PASSWORD" not in env
+    assert _secrets(bridge)["mqtt_password"] == "eriop_mqtt__password"  # same secret as mosquitto
     assert env["ERIOP_KAFKA_BOOTSTRAP"].startswith("kafka:")
     assert _depends_on(bridge) == {"kafka": "service_healthy", "mosquitto": "service_healthy"}
     assert "9109" in _healthcheck_test(bridge)
@@ -54,8 +66,8 @@ def test_cap_poller_has_its_database_and_sources(services: dict[str, dict[str, A
     assert _command(poller) == ["cap-poller"]
     env = _env(poller)
     assert env["ERIOP_CAP_FEEDS__SOURCES"].startswith("${ERIOP_CAP_FEEDS__SOURCES")
-    assert env["ERIOP_DATABASE_URL"] == _env(services["worker"])["ERIOP_DATABASE_URL"]
-    assert _depends_on(poller)["migrate"] == "service_completed_successfully"
+    assert _secrets(poller)[next(iter(_secrets(poller)))] == "eriop_database_url"
+    assert "service_completed_successfully" in set(_depends_on(poller).values())
     assert "9110" in _healthcheck_test(poller)
 
 

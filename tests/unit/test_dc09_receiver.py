@@ -64,7 +64,7 @@ def test_bytes_between_frames_are_dropped_and_the_frame_keeps_its_lf() -> None:
 
 def test_a_frame_over_the_limit_is_reported_once() -> None:
     reader = FrameReader(64)
-    assert reader.feed(b"\n" + b"0" * 100) == [Oversize(101)]
+    assert reader.feed(b"\n" + b"0" * 100) == [Oversize(100)]
     assert reader.feed(b"0" * 10) == []
 
 
@@ -252,3 +252,24 @@ async def test_duh_and_nak_are_answered_without_kafka() -> None:
     assert (await receiver.answer(late, "tcp") or b"").find(b'"NAK"') > 0
     # the NAKed frame was authentic: the panel is alive; the garbage was not
     assert [c[0] for c in supervisor.check_ins] == ["1234"]
+
+
+def test_frames_ending_in_crlf_or_lf_alone_or_without_their_lf() -> None:
+    a = clear()
+    body = a[1:-1]
+    assert FrameReader(4096).feed(a + b"\n" + a + b"\n") == [a, a]
+    assert FrameReader(4096).feed(body + b"\n" + body + b"\r") == [body + b"\n", body + b"\r"]
+    reader = FrameReader(4096)
+    assert reader.feed(b"\n\n" + body[:10]) == []
+    assert reader.feed(body[10:] + b"\r") == [a]
+
+
+async def test_account_from_the_data_block_when_the_header_has_none() -> None:
+    publisher, supervisor = FakePublisher(), FakeSupervisor()
+    publisher.release.set()
+    receiver = make_receiver(publisher, supervisor)
+    assert await receiver.answer(clear(address="L2", data="#5a01|NBA012]"), "tcp") is not None
+    # a placeholder account counts for nobody
+    assert await receiver.answer(clear(address="L2", data="#0000|NBA012]"), "tcp") is not None
+    assert [k for k, _ in publisher.published] == [b"5A01", None]
+    assert supervisor.check_ins == [("5A01", "2", NOW)]

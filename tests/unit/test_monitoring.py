@@ -89,6 +89,8 @@ DASHBOARD_METRICS = {
     "eriop_dependency_up",
     "eriop_geofence_events_total",
     "eriop_location_flags_total",
+    "eriop_consumer_partitions_assigned",
+    "eriop_consumer_rebalancing",
 }
 
 _SUFFIXES = {

@@ -111,9 +111,7 @@ class LiveStateRefill:
         await self._live.touch_devices(
             {str(d["device_id"]): (iso_utc(d["time"]), d["device_type"]) for d in devices}
         )
-        await self._live.append_stream(
-            STREAM_ALERTS, [orjson.dumps(_message(a)) for a in alerts]
-        )
+        await self._live.append_stream(STREAM_ALERTS, [orjson.dumps(_message(a)) for a in alerts])
         return len(resources), len(devices), len(alerts)
 
 

@@ -1,8 +1,11 @@
 """DC-09 frames out of a TCP byte stream.
 
-A frame runs from an optional LF to its CR. TCP keeps no message boundaries:
-one read may hold several frames, or a piece of one, so bytes are kept until
-the CR arrives. Bytes between frames (a stray LF after a CR) are dropped.
+A frame runs from its LF to its CR. TCP keeps no message boundaries: one read
+may hold several frames, or a piece of one, so bytes are kept until the end of
+the frame arrives. Some transmitters end a frame with CR LF, leave out the
+leading LF, or end with LF alone: the frame ends at the first CR or LF after
+its first byte that is not an LF, CR, tab or space. Bytes between frames are
+dropped; a frame keeps the LF that came right before it.
 """
 
 from __future__ import annotations
@@ -10,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+_GAP: Final = frozenset(b"\n\r\t ")
 _CR: Final = 0x0D
-_GAP: Final = b"\n\r\t "
+_LF: Final = 0x0A
 
 
 @dataclass(frozen=True, slots=True)
 class Oversize:
-    """More than ``max_frame_bytes`` arrived without a CR."""
+    """More than ``max_frame_bytes`` arrived without the frame's end."""
 
     size: int
 
@@ -36,26 +40,37 @@ class FrameReader:
     def feed(self, data: bytes) -> list[bytes | Oversize]:
         """The frames ``data`` completes; an :class:`Oversize` drops what was kept."""
         self._buf += data
+        buf = self._buf
         out: list[bytes | Oversize] = []
-        start = 0
+        pos = 0
         while True:
-            end = self._buf.find(_CR, start)
-            if end < 0:
+            start = pos
+            while start < len(buf) and buf[start] in _GAP:
+                start += 1
+            if start == len(buf):
                 break
-            chunk = bytes(self._buf[start : end + 1])
-            start = end + 1
-            frame = chunk.lstrip(_GAP)
-            if len(frame) <= 1:
-                continue
-            if len(frame) > self._max:
-                out.append(Oversize(len(frame)))
-                continue
-            # keep the frame's own LF, drop whatever came between frames
-            lf = chunk[: len(chunk) - len(frame)].endswith(b"\n")
-            out.append(b"\n" + frame if lf else frame)
-        del self._buf[:start]
-        # A frame's leading LF (and any gap before it) is not part of its size.
-        if len(self._buf.lstrip(_GAP)) > self._max:
-            out.append(Oversize(len(self._buf)))
-            self._buf.clear()
+            end = _first_end(buf, start)
+            if end < 0:
+                if len(buf) - start > self._max:
+                    out.append(Oversize(len(buf) - start))
+                    pos = len(buf)
+                break
+            size = end + 1 - start
+            if size > self._max:
+                out.append(Oversize(size))
+            else:
+                lf = start > pos and buf[start - 1] == _LF
+                out.append((b"\n" if lf else b"") + bytes(buf[start : end + 1]))
+            pos = end + 1
+        del buf[:pos]
         return out
+
+
+def _first_end(buf: bytearray, start: int) -> int:
+    cr = buf.find(_CR, start)
+    lf = buf.find(_LF, start)
+    if cr < 0:
+        return lf
+    if lf < 0:
+        return cr
+    return min(cr, lf)

@@ -84,7 +84,7 @@ class Receiver:
             return _counted("NAK", verdict.reason, nak(now))
         header = verdict.header
         assert header is not None
-        key = header.account.encode("ascii") if header.account else None
+        key = verdict.account.upper().encode("ascii") if verdict.account else None
         value = envelope(self._settings.receiver_id, now, raw, transport)
         try:
             await asyncio.wait_for(
@@ -106,10 +106,10 @@ class Receiver:
         header = verdict.header
         if self.supervisor is None or header is None or not verdict.authentic:
             return
-        if header.account is None:
+        if verdict.account is None:
             return
         try:
-            self.supervisor.check_in(header.account.upper(), header.line, now)
+            self.supervisor.check_in(verdict.account.upper(), header.line, now)
         except Exception:  # supervision must never cost a panel its answer
             log.exception("line supervision check-in failed")
 

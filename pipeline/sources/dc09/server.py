@@ -117,6 +117,8 @@ class DC09Server:
             await self._serve(reader, writer)
         except (ConnectionError, OSError):
             pass  # the panel went away; nothing is owed to it
+        except Exception:  # a bug must cost one connection, never the receiver
+            log.exception("DC-09 connection from %s failed", peer)
         finally:
             RECEIVER_CONNECTIONS.dec()
             self._per_peer[peer] -= 1
@@ -162,6 +164,10 @@ class DC09Server:
     async def _datagram(
         self, transport: asyncio.DatagramTransport, data: bytes, addr: tuple[str | int, ...]
     ) -> None:
-        reply = await self._receiver.answer(data, "udp")
+        try:
+            reply = await self._receiver.answer(data, "udp")
+        except Exception:  # a bug must cost one frame, never the receiver
+            log.exception("DC-09 datagram from %s failed", addr[0])
+            return
         if reply is not None and not transport.is_closing():
             transport.sendto(reply, addr)

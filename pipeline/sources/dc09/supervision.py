@@ -53,6 +53,7 @@ _KINDS: Final[dict[type, str]] = {BrokerUnavailable: "kafka", RedisUnavailable: 
 _LOCK_FAILED: Final = """
 SELECT account, outage_since FROM line_supervision
 WHERE account = ANY($1::text[]) AND outage_since IS NOT NULL
+ORDER BY account
 FOR UPDATE
 """
 _UPSERT: Final = """
@@ -197,7 +198,7 @@ class LineSupervisor:
         pending, self._pending = self._pending, {}
         if not pending:
             return
-        accounts = list(pending)
+        accounts = sorted(pending)  # rows locked in one order by every receiver
         try:
             async with self._db.connection() as conn, conn.transaction():
                 failed = await conn.fetch(_LOCK_FAILED, accounts)

@@ -10,13 +10,16 @@ error codes of docs/formats.md 0.1 and never carry a key or decrypted text.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Final, Literal, Protocol
 
 from pipeline.decoders.alarm.dc09 import TOKENS, decrypt_rest, parse_stamp
 from pipeline.decoders.alarm.reply import Header, read_header, trailing_stamp
 from pipeline.errors import DecodeError
+
+_DATA_ACCOUNT_RE: Final = re.compile(r"#([0-9A-Fa-f]{3,16})\|")
 
 
 class Keys(Protocol):
@@ -44,6 +47,8 @@ class Verdict:
     header: Header | None
     #: the account's key, to encrypt the ACK of a ``*`` frame
     key: str | None = None
+    #: the header's account, else the data block's (``#acct|``, never a ``#0000`` placeholder)
+    account: str | None = None
 
     @property
     def authentic(self) -> bool:
@@ -72,9 +77,18 @@ def judge(raw: bytes, keys: Keys, now: datetime, window: Window) -> Verdict:
             # an encrypted frame must carry its stamp (docs/formats.md 1.3)
             return Verdict("DUH", "decrypt_failed", header)
     else:
-        stamp_text = trailing_stamp(header.rest)
+        clear = header.rest
+        stamp_text = trailing_stamp(clear)
+    account = header.account or _data_account(clear)
     if stamp_text is not None:
         stamp = parse_stamp(stamp_text)
         if stamp is None or not window.holds(stamp, now):
-            return Verdict("NAK", "timestamp_out_of_window", header, key)
-    return Verdict("accept", "ok", header, key)
+            return Verdict("NAK", "timestamp_out_of_window", header, key, account)
+    return Verdict("accept", "ok", header, key, account)
+
+
+def _data_account(clear: str) -> str | None:
+    m = _DATA_ACCOUNT_RE.match(clear)
+    if m is None or not m[1].strip("0"):
+        return None
+    return m[1]
