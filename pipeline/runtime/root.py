@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -33,7 +34,7 @@ from pipeline.flows.bulk import BulkIngestor
 from pipeline.runtime.http import StatusServer
 from pipeline.runtime.metrics_merge import merge_exposition
 from pipeline.runtime.startup import wait_for
-from pipeline.runtime.supervisor import BulkChild
+from pipeline.runtime.supervisor import BulkChild, claim_member_slot
 from pipeline.settings import Settings
 from pipeline.sinks.kafka.dlq import DeadLetterPublisher
 from pipeline.sinks.outbox import OutboxRelay
@@ -116,7 +117,11 @@ class Runtime:
         self.bulk_children: list[BulkChild] = []
         if role == "alerts":
             count = s.bulk.process_count(s.kafka.partitions)
-            self.bulk_children = [BulkChild(i, log_level=s.log_level) for i in range(count)]
+            slot, self._slot_lock = claim_member_slot(s.kafka.bulk_group)
+            member = f"{socket.gethostname()}-{slot}"
+            self.bulk_children = [
+                BulkChild(i, log_level=s.log_level, member=member) for i in range(count)
+            ]
         else:
             self.bulk_consumer = BatchConsumer(
                 # a batch may wait linger_ms to fill anyway; polling an idle

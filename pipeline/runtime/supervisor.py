@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
+import tempfile
 import time
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import aiohttp
 
@@ -31,12 +35,36 @@ log = logging.getLogger(__name__)
 _STABLE_S = 60.0
 
 
+def claim_member_slot(group: str) -> tuple[int, IO[bytes]]:
+    """The lowest slot number no other running worker of ``group`` on this host holds.
+
+    The lock lives as long as the returned file stays open (the process, SIGKILL
+    included), so a restarted worker takes the same slot, and with it the same
+    static group membership, while workers running side by side never share one.
+    """
+    folder = Path(tempfile.gettempdir()) / "eriop-members" / re.sub(r"[^\w.-]", "_", group)
+    folder.mkdir(parents=True, exist_ok=True)
+    slot = 0
+    while True:
+        handle = (folder / f"{slot}.lock").open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            slot += 1
+            continue
+        return slot, handle
+
+
 class BulkChild:
     """The worker's handle on its bulk process: start, supervise, ask, stop."""
 
-    def __init__(self, index: int = 0, *, log_level: str = "info") -> None:
+    def __init__(self, index: int = 0, *, log_level: str = "info", member: str = "") -> None:
         self.index = index
         self._log_level = log_level
+        # static group membership: the same name after a restart, unique among the
+        # workers that run at once (``<host>-<slot>-bulk-<n>``, claim_member_slot)
+        self._instance_id = f"{member or socket.gethostname()}-bulk-{index}"
         self._proc: asyncio.subprocess.Process | None = None
         self._port = 0
         self._task: asyncio.Task[None] | None = None
@@ -64,7 +92,7 @@ class BulkChild:
             "ERIOP_BULK__PORT": str(self._port),
             "ERIOP_BULK__PARENT_PID": str(os.getpid()),
             "ERIOP_LOG_LEVEL": self._log_level,
-            "ERIOP_BULK__INSTANCE_ID": f"{socket.gethostname()}-bulk-{self.index}",
+            "ERIOP_BULK__INSTANCE_ID": self._instance_id,
         }
         self._proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pipeline.runtime.bulk", env=env
