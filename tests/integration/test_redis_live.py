@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from pipeline.sinks import redis_live
+from pipeline.sinks.redis import live as redis_live
 from pipeline.sinks.redis.live import RedisLive
 
 
