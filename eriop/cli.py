@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pipeline import __version__
 from pipeline.environment import load_settings
@@ -25,6 +26,9 @@ from pipeline.errors import (
 from pipeline.runtime.logs import LEVELS
 from pipeline.runtime.logs import configure as configure_logging
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.runtime.front_door import FrontDoor
 
 
 def _say(msg: str) -> None:
@@ -90,58 +94,43 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return int(run_bench(settings, args))
 
 
-def cmd_mqtt_bridge(args: argparse.Namespace, settings: Settings) -> int:
+def _front_door(settings: Settings, make: Callable[[], FrontDoor], port: int) -> int:
+    """Run a front door's service with its status server until SIGTERM/SIGINT."""
     from pipeline.runtime.front_door import serve_front_door
+
+    async def go() -> int:  # the Kafka producer must be made inside the event loop
+        return await serve_front_door(
+            make(),
+            host=settings.metrics_host,
+            port=port,
+            shutdown_timeout_s=settings.shutdown_timeout_s,
+        )
+
+    return asyncio.run(go())
+
+
+def cmd_mqtt_bridge(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.sources.mqtt.service import BridgeService
 
     port = args.metrics_port or settings.mqtt.metrics_port
-
-    async def go() -> int:  # the Kafka producer must be made inside the event loop
-        service = BridgeService(settings)
-        return await serve_front_door(
-            service,
-            host=settings.metrics_host,
-            port=port,
-            shutdown_timeout_s=settings.shutdown_timeout_s,
-        )
-
-    return asyncio.run(go())
+    return _front_door(settings, lambda: BridgeService(settings), port)
 
 
 def cmd_cap_poller(args: argparse.Namespace, settings: Settings) -> int:
-    from pipeline.runtime.front_door import serve_front_door
     from pipeline.sources.cap_feed.service import PollerService
 
     port = args.metrics_port or settings.cap_feeds.metrics_port
-
-    async def go() -> int:  # the Kafka producer must be made inside the event loop
-        service = PollerService(settings)
-        return await serve_front_door(
-            service,
-            host=settings.metrics_host,
-            port=port,
-            shutdown_timeout_s=settings.shutdown_timeout_s,
-        )
-
-    return asyncio.run(go())
+    return _front_door(settings, lambda: PollerService(settings), port)
 
 
 def cmd_dc09_receiver(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline.runtime.dc09 import build_receiver
-    from pipeline.runtime.front_door import serve_front_door
 
     if args.port is not None:
         receiver = settings.receiver.model_copy(update={"port": args.port})
         settings = settings.model_copy(update={"receiver": receiver})
     port = args.metrics_port or settings.receiver.metrics_port
-
-    async def go() -> int:
-        service = build_receiver(settings)
-        return await serve_front_door(
-            service, port=port, shutdown_timeout_s=settings.shutdown_timeout_s
-        )
-
-    return asyncio.run(go())
+    return _front_door(settings, lambda: build_receiver(settings), port)
 
 
 def cmd_decode(args: argparse.Namespace, settings: Settings) -> int:
@@ -166,6 +155,17 @@ exit codes (docs/operations.md, "Exit codes"):
       unreachable
   {EXIT_CONFIG:<3} invalid configuration (ERIOP_* variables, settings files)
   130 interrupted (Ctrl-C)"""
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline.environment import effective, reference
+
+    if args.reference:
+        sys.stdout.write(reference())
+        return EXIT_OK
+    for name, value in effective(settings):
+        print(f"{name}={value}")
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,6 +324,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="time between the two scrapes for rates (default 2)")  # fmt: skip
     st.add_argument("--json", action="store_true", help="the state as one JSON object")
     st.set_defaults(func=cmd_status)
+
+    cf = sub.add_parser(
+        "config", help="the settings in force (secrets masked), or the reference of all",
+        description=(
+            "Print every setting as the environment and secret files set it, one "
+            "VARIABLE=value a line, secrets masked; with --reference, the Markdown table "
+            "of every setting (docs/configuration.md is this output)."
+        ),
+    )  # fmt: skip
+    cf.add_argument("--reference", action="store_true", help="every setting, documented")
+    cf.set_defaults(func=cmd_config)
 
     wa = sub.add_parser(
         "watch", help="dispatcher view: alerts by severity as they arrive",

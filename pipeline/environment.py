@@ -32,8 +32,18 @@ from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
 PREFIX: Final = "ERIOP_"
-#: variables of the scripts and tests around the product, not settings
-TOOL_VARIABLES: Final = frozenset({"ERIOP_BACKUP_DIR", "ERIOP_TEST_PG", "ERIOP_DEV_BROKER_BIN"})
+#: variables of the scripts, tests and compose files around the product, not settings
+TOOL_VARIABLES: Final = frozenset(
+    {
+        "ERIOP_BACKUP_DIR",
+        "ERIOP_TEST_PG",
+        "ERIOP_DEV_BROKER_BIN",
+        "ERIOP_SOAK",
+        "ERIOP_SOAK_SECONDS",
+        "ERIOP_FAULT_SEED",
+        "ERIOP_IMAGE",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +112,7 @@ def _default_text(field: pydantic.fields.FieldInfo) -> str:
         return "(required)"
     value = field.get_default(call_default_factory=True)
     if isinstance(value, SecretStr):
-        return "(secret)"
+        return value.get_secret_value()  # a default in the code, never an operator's secret
     if isinstance(value, BaseModel):
         return "(group)"
     if isinstance(value, tuple | list | dict):
@@ -188,13 +198,52 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 
+def effective(settings: Settings) -> list[tuple[str, str]]:
+    """(variable, value) of every leaf setting in force; secrets masked."""
+    out: list[tuple[str, str]] = []
+    for v in variables():
+        if v.default == "(group)":
+            continue
+        value: Any = settings
+        for part in v.path.split("."):
+            value = getattr(value, part)
+        if v.secret and value is not None:
+            text = "**********"
+        elif isinstance(value, BaseModel):
+            text = value.model_dump_json()
+        elif isinstance(value, tuple | list | dict):
+            text = json.dumps(
+                value,
+                default=lambda o: o.model_dump(mode="json") if isinstance(o, BaseModel) else str(o),
+            )
+        else:
+            text = "" if value is None else str(value)
+        out.append((v.name, text))
+    return out
+
+
+_HEADER = """# Configuration
+
+Every setting of ERIOP ingest, generated from the settings model (`eriop config
+--reference`; a test fails when this file and the model differ). Variables have the
+prefix `ERIOP_` and nest with `__`; a group may also be given whole as JSON
+(`ERIOP_KAFKA='{"partitions": 8}'`). Secrets may come from files named like the variable
+in lower case under `/run/secrets` (`/run/secrets/eriop_database_url`). An `ERIOP_*`
+variable that names no setting stops the start with the closest valid name.
+`eriop config` prints the settings in force, secrets masked.
+
+"""
+
+
 def reference() -> str:
-    """The Markdown table of every setting, as docs/configuration.md holds it."""
+    """docs/configuration.md: every setting with its type, default and meaning."""
     rows = ["| variable | type | default | meaning |", "| --- | --- | --- | --- |"]
     for v in variables():
-        meaning = v.doc or ""
+        meaning = (v.doc or "").replace("``", "`")
+        if meaning and not meaning.endswith("."):
+            meaning += "."
         if v.secret:
-            meaning = (meaning + " Secret: never printed; may come from a file.").strip()
+            meaning += " Secret: never printed; may come from a file."
         cells = [f"`{v.name}`", v.annotation, f"`{v.default}`", meaning]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(rows) + "\n"
+    return _HEADER + "\n".join(rows) + "\n"

@@ -88,7 +88,8 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     started: list[subprocess.Popen[bytes]] = []
     broker: devstack.Broker | None = None
     doors: FrontDoors | None = None
-    explicit_kafka = "ERIOP_KAFKA_BOOTSTRAP" in os.environ
+    # a broker the operator named (ERIOP_KAFKA_BOOTSTRAP) is used as it is
+    explicit_kafka = "kafka_bootstrap" in settings.model_fields_set
     bootstrap = settings.kafka_bootstrap if explicit_kafka else f"127.0.0.1:{args.port}"
     dsn = settings.database_url.get_secret_value()
     redis_url = settings.redis_url.get_secret_value()
@@ -108,12 +109,8 @@ def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         asyncio.run(_prepare(dsn, fresh_broker))
         env = {
             "ERIOP_KAFKA_BOOTSTRAP": bootstrap,
-            "ERIOP_EMBEDDED_BROKER": "true"
-            if not explicit_kafka
-            else os.environ.get("ERIOP_EMBEDDED_BROKER", "false"),
-            "ERIOP_KAFKA__IDEMPOTENCE": "false"
-            if not explicit_kafka
-            else os.environ.get("ERIOP_KAFKA__IDEMPOTENCE", "true"),
+            "ERIOP_EMBEDDED_BROKER": str(not explicit_kafka or settings.embedded_broker).lower(),
+            "ERIOP_KAFKA__IDEMPOTENCE": str(explicit_kafka and settings.kafka.idempotence).lower(),
             "ERIOP_DATABASE_URL": dsn,
             "ERIOP_REDIS_URL": redis_url,
             "ERIOP_METRICS_PORT": str(settings.metrics_port),

@@ -18,6 +18,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from pipeline.errors import ConfigError
+
 MetricsPage = Callable[[], Awaitable[bytes]]
 HealthReport = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -59,9 +61,12 @@ class StatusServer:
         site = web.TCPSite(runner, self.host, self.port)
         try:
             await site.start()
-        except OSError:
+        except OSError as exc:
             await runner.cleanup()
-            raise
+            raise ConfigError(
+                f"cannot serve metrics and health on {self.host}:{self.port} ({exc.strerror}): "
+                "is another process using the port? choose another metrics port"
+            ) from None
         self._runner = runner
         if self.port == 0 and runner.addresses:
             self.port = int(runner.addresses[0][1])

@@ -19,7 +19,6 @@ from prometheus_client import generate_latest
 
 from pipeline import __version__, metrics
 from pipeline.clients.kafka import (
-    ALERT_TOPICS,
     BULK_TOPICS,
     broker_health,
     ensure_topics,
@@ -28,12 +27,12 @@ from pipeline.clients.kafka import (
     start_producer,
 )
 from pipeline.clients.postgres import Database
-from pipeline.errors import ERROR_CODES, TransientError
+from pipeline.errors import TransientError
 from pipeline.flows.alerts import AlertIngestor, Clock, utc_now
 from pipeline.flows.bulk import BulkIngestor
 from pipeline.runtime.http import StatusServer
 from pipeline.runtime.metrics_merge import merge_exposition
-from pipeline.runtime.startup import wait_for
+from pipeline.runtime.startup import initialize_metrics, wait_for
 from pipeline.runtime.supervisor import BulkChild, claim_member_slot
 from pipeline.settings import Settings
 from pipeline.sinks.kafka.dlq import DeadLetterPublisher
@@ -165,7 +164,7 @@ class Runtime:
     async def start(self) -> None:
         """Start background work; call after :meth:`connect`."""
         metrics.BUILD_INFO.info({"version": __version__})
-        self._initialize_metrics()
+        initialize_metrics(self.role, self.settings.kafka.partitions)
         await self.geo.refresh(force=True)
         self._tasks = [
             asyncio.create_task(self._maintenance(), name="maintenance"),
@@ -191,26 +190,6 @@ class Runtime:
             await self.status.start()
         self.started = True
         metrics.WORKER_UP.set(1)
-
-    def _initialize_metrics(self) -> None:
-        topics: list[str] = []
-        streams: list[str] = []
-        tables: list[str] = []
-        if self.role != "bulk":
-            topics += ALERT_TOPICS
-            streams.append("alerts")
-            tables += ["alerts", "telemetry"]
-        if self.role != "alerts":
-            topics += BULK_TOPICS
-            streams += ["telemetry", "gps"]
-            tables += ["telemetry", "location_history"]
-        metrics.initialize(
-            topics=topics,
-            streams=streams,
-            tables=tables,
-            dead_letter_codes=[(stage or "decode", code) for code, stage in ERROR_CODES.items()],
-            partitions=self.settings.kafka.partitions,
-        )
 
     def _fences_at(self, points: Sequence[tuple[float, float]]) -> list[frozenset[str]]:
         return [frozenset(f.id for f in held) for held in self.geo.containing_many(points)]

@@ -8,7 +8,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pipeline.errors import ConfigError, EriopError
+from pipeline import metrics
+from pipeline.clients.kafka import ALERT_TOPICS, BULK_TOPICS
+from pipeline.errors import ERROR_CODES, ConfigError, EriopError
 from pipeline.retry import CONNECT
 
 #: Young-generation collections run per this many container allocations (the
@@ -49,3 +51,25 @@ async def wait_for(
             delay = backoff.next_delay()
             say(f"waiting for {what}: {exc.reason} (retrying in {delay:.1f}s)")
             await asyncio.sleep(delay)
+
+
+def initialize_metrics(role: str, partitions: int) -> None:
+    """Every core series of a process of ``role`` at 0 from start (metrics.initialize)."""
+    topics: list[str] = []
+    streams: list[str] = []
+    tables: list[str] = []
+    if role != "bulk":
+        topics += ALERT_TOPICS
+        streams.append("alerts")
+        tables += ["alerts", "telemetry"]
+    if role != "alerts":
+        topics += BULK_TOPICS
+        streams += ["telemetry", "gps"]
+        tables += ["telemetry", "location_history"]
+    metrics.initialize(
+        topics=topics,
+        streams=streams,
+        tables=tables,
+        dead_letter_codes=[(stage or "decode", code) for code, stage in ERROR_CODES.items()],
+        partitions=partitions,
+    )

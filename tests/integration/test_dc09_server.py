@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from pipeline.decoders.alarm.reply import wrap
-from pipeline.settings_front_doors import ReceiverSettings
+from pipeline.settings.front_doors import ReceiverSettings
 from pipeline.sources.dc09.server import DC09Server
 
 

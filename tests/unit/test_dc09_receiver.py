@@ -14,7 +14,7 @@ from pipeline.decoders.alarm.dc09 import crc16_arc, decrypt_rest
 from pipeline.decoders.alarm.reply import ack, duh, nak, read_header, wrap
 from pipeline.errors import BrokerUnavailable
 from pipeline.settings import AlarmAccount
-from pipeline.settings_front_doors import ReceiverSettings
+from pipeline.settings.front_doors import ReceiverSettings
 from pipeline.sources.dc09.framing import FrameReader, Oversize
 from pipeline.sources.dc09.keys import KeyRing
 from pipeline.sources.dc09.receiver import Receiver

@@ -21,7 +21,7 @@ from pipeline.decoders.alarm.dc09 import frame_text
 from pipeline.decoders.alarm.reply import ack, duh, nak
 from pipeline.errors import BrokerUnavailable, EriopError
 from pipeline.metrics_front_doors import RECEIVER_ACK_LATENCY, RECEIVER_FRAMES, RECEIVER_REPLIES
-from pipeline.settings_front_doors import ReceiverSettings
+from pipeline.settings.front_doors import ReceiverSettings
 from pipeline.sources.dc09.verdict import Keys, Verdict, Window, judge
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Protocol, cast
 
 from pipeline.decoders.alarm.reply import duh
 from pipeline.metrics_front_doors import RECEIVER_CONNECTIONS, RECEIVER_REFUSED, RECEIVER_REPLIES
-from pipeline.settings_front_doors import ReceiverSettings
+from pipeline.settings.front_doors import ReceiverSettings
 from pipeline.sources.dc09.framing import FrameReader, Oversize
 from pipeline.sources.dc09.receiver import Transport
 
