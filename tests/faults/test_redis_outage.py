@@ -240,7 +240,8 @@ async def _units_placed(dsn: str) -> int:
     conn = await asyncpg.connect(dsn)
     try:
         n: int = await conn.fetchval(
-            "SELECT count(*) FROM resources WHERE current_location IS NOT NULL"
+            "SELECT count(*) FROM resources r WHERE current_location IS NOT NULL "
+            "AND EXISTS (SELECT 1 FROM location_history h WHERE h.resource_id = r.id)"
         )
     finally:
         await conn.close()

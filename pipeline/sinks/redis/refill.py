@@ -6,8 +6,9 @@ units that do not move afterwards would vanish from the map. A marker key
 (:data:`MARKER`) is set after every fill; while the marker is there nothing
 happens, and when it is gone the state is rebuilt from the database:
 
-- ``eriop:resource:<id>`` and the geo set, from ``resources.current_location``
-  and each resource's newest ``location_history`` row;
+- ``eriop:resource:<id>`` and the geo set for every resource the pipeline has
+  placed (one with fixes in ``location_history``), from
+  ``resources.current_location`` and its newest unflagged fix;
 - ``eriop:device:<id>`` last-seen, from ``device_last_seen``;
 - the alert stream's recent history (the newest :data:`HISTORY` alerts whose
   publication is complete; those still in the outbox are published by the
@@ -44,7 +45,7 @@ _RESOURCES: Final = """
 SELECT r.id, r.type, r.current_location AS location, lh.time, lh.speed, lh.heading,
        lh.accuracy, lh.source
 FROM resources r
-LEFT JOIN LATERAL (
+JOIN LATERAL (
     SELECT time, speed, heading, accuracy, source FROM location_history
     WHERE resource_id = r.id
       AND NOT COALESCE(metadata->'flags' ?| ARRAY['out_of_order', 'teleport', 'low_accuracy'],
