@@ -1,6 +1,6 @@
 """Poison messages: for every inbound topic, one builder per bad-input class
 that the pipeline must dead-letter, each with the ``error_code`` it must get
-(docs/formats.md sections 0.1 and 7, src/pipeline/errors.py).
+(docs/formats.md sections 0.1 and 7, pipeline/errors.py).
 
 Every builder makes a message that fails at exactly one step of the order of
 checks: the steps before it pass (a bad-CRC frame is otherwise a valid alarm, a

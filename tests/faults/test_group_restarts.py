@@ -23,7 +23,7 @@ from tests.integration.util import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-RESTARTS = 4
+RESTARTS = 3
 #: both volume topics, four partitions each
 PARTITIONS = 8
 

@@ -24,7 +24,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-MIGRATIONS_DIR: Final = Path(__file__).parents[2] / "src" / "pipeline" / "migrations"
+MIGRATIONS_DIR: Final = Path(__file__).parents[2] / "pipeline" / "store" / "migrations"
 MIGRATIONS: Final = ("0002_partitioning.sql", "0003_timeseries.sql")
 
 # 0002's audit_logs references users(id) and agencies(id) from 0001_core, which is
