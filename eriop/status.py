@@ -24,7 +24,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.errors import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from pipeline.errors import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, TransientError
 from pipeline.runtime.metrics_merge import metric_sum
 from pipeline.settings import Settings
 
@@ -32,8 +32,8 @@ TIMEOUT_S = 5.0
 OUTCOMES = ("stored", "duplicate", "dead_lettered", "skipped")
 
 
-class Unreachable(Exception):
-    """Nothing usable answers at the address."""
+class Unreachable(TransientError):
+    """Nothing usable answers at the address (exit 69)."""
 
 
 @dataclass(frozen=True)

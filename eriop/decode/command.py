@@ -20,18 +20,20 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from eriop.decode.engine import Decoder, Resources, load_resources
 from eriop.decode.view import as_json, as_text
 from pipeline.clients.kafka import INBOUND_TOPICS
-from pipeline.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from pipeline.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, EriopError
 from pipeline.settings import Settings
 from schemas.records import RawRecord
 
 
-class BadInput(ValueError):
+class BadInput(EriopError, ValueError):
     """The input cannot be read as messages (exit 2)."""
+
+    exit_code: ClassVar[int] = EXIT_USAGE
 
 
 def parse_time(text: str) -> datetime:

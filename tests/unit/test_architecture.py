@@ -49,3 +49,26 @@ def test_every_pipeline_package_says_what_it_is_for() -> None:
             continue
         text = init.read_text().lstrip()
         assert text.startswith('"""'), f"{init.relative_to(REPO)} has no docstring"
+
+
+def test_every_exception_of_ours_is_in_the_error_tree() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    from pipeline.errors import EriopError
+
+    outside: list[str] = []
+    for top in ("pipeline", "agents", "eriop"):
+        package = importlib.import_module(top)
+        for info in pkgutil.walk_packages(package.__path__, f"{top}."):
+            module = importlib.import_module(info.name)
+            for name, obj in vars(module).items():
+                if (
+                    inspect.isclass(obj)
+                    and obj.__module__ == module.__name__
+                    and issubclass(obj, BaseException)
+                    and not issubclass(obj, EriopError)
+                ):
+                    outside.append(f"{module.__name__}.{name}")
+    assert not outside, "derive these from pipeline.errors.EriopError"
