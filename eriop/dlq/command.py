@@ -125,15 +125,30 @@ def _sample_line(letter: Letter) -> str:
     return f"    {letter.where}  failed {e.failed_at}  {e.reason}"
 
 
+def _failed_at(letter: Letter) -> str:
+    return letter.envelope.failed_at if letter.envelope else ""
+
+
 async def list_letters(settings: Settings, samples: int, topic: str | None) -> int:
-    groups: dict[str, Group] = {}
-    origins = Origins()
+    # the earliest dead letter of each original record stands for it: repeats may
+    # sit on other partitions of the topic, read in no particular order
+    first: dict[tuple[str, int, int], Letter] = {}
+    folded = 0
     seen = 0
     async for letter in scan(settings, progress=_reading):
         seen += 1
-        if _selected(letter, None, topic) and origins.first(letter):
-            code = _code(letter)
-            groups.setdefault(code, Group(code, samples)).add(letter)
+        if not _selected(letter, None, topic):
+            continue
+        known = first.get(letter.origin)
+        if known is not None:
+            folded += 1
+            if _failed_at(known) <= _failed_at(letter):
+                continue
+        first[letter.origin] = letter
+    groups: dict[str, Group] = {}
+    for letter in sorted(first.values(), key=_failed_at):
+        code = _code(letter)
+        groups.setdefault(code, Group(code, samples)).add(letter)
     matched = sum(g.count for g in groups.values())
     where = f" from {topic}" if topic else ""
     if not matched:
@@ -141,7 +156,7 @@ async def list_letters(settings: Settings, samples: int, topic: str | None) -> i
         return 0
     _out(
         f"{OUT_DLQ}: {matched} dead letters{where} in {len(groups)} error codes, "
-        f"once per original record ({_repeats(origins.folded)})"
+        f"once per original record ({_repeats(folded)})"
     )
     for group in sorted(groups.values(), key=lambda g: (-g.count, g.error_code)):
         _out()
