@@ -15,6 +15,7 @@ from typing import Any
 import faust
 from mode import Service
 
+from agents.batching import take_batches
 from agents.transport import App
 from pipeline import metrics
 from pipeline.clients.kafka import ALERT_TOPICS, client_options
@@ -94,7 +95,7 @@ def create_app(settings: Settings, runtime: Runtime) -> faust.App:
 
     @app.agent(topic, concurrency=1)
     async def alerts(stream: Any) -> None:
-        async for events in stream.take_events(batch_max, within):
+        async for events in take_batches(stream, batch_max, within, runtime.priority):
             records = [to_raw(e) for e in events]
             metrics.BATCH_SIZE.labels("alerts").observe(len(records))
             await runtime.alerts.handle(records)

@@ -366,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--alert-rate", type=float, default=200.0, help="alerts per second")
     b.add_argument("--redis-db", type=int, default=12,
                    help="Redis database the bench flushes and uses (default 12)")  # fmt: skip
+    b.add_argument("--profile", action="store_true",
+                   help="only telemetry and GPS, once each, with py-spy sampling the worker's "
+                        "telemetry/GPS processes; summaries in bench-results/profile/")  # fmt: skip
     b.add_argument("--broker", action="store_true",
                    help="only the embedded broker: alert delivery to a bare consumer while "
                         "telemetry is produced with no worker consuming it")  # fmt: skip

@@ -54,6 +54,11 @@ _LATENCY_BUCKETS: Final = (
 _DB_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _BATCH_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
+BULK_YIELD_SECONDS: Final = Counter(
+    "eriop_bulk_yield_seconds_total",
+    "Seconds the telemetry/GPS path held back because the alert path had alerts in hand.",
+    registry=REGISTRY,
+)
 RECORDS_CONSUMED: Final = Counter(
     "eriop_records_consumed_total",
     "Kafka records taken from an inbound topic.",

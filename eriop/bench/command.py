@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -51,7 +52,7 @@ def plan_for(args: argparse.Namespace) -> Plan:
             # shares are taken between the first and the last commit
             telemetry_messages=20_000, points=4, gps_fixes=20_000, vehicles=60, trials=1,
             alert_rate=rate, alert_count=max(int(rate * 2), 20),
-            overload_factor=10.0, overload_window_s=1.0, timeout_s=120.0,
+            overload_factor=10.0, overload_window_s=1.0, timeout_s=120.0, flood_runs=1,
         )  # fmt: skip
     return Plan(
         # three trials of each throughput pair: the machine's speed drifts by
@@ -61,6 +62,8 @@ def plan_for(args: argparse.Namespace) -> Plan:
         # itself stops keeping up (eriop bench --broker shows when)
         alert_rate=rate, alert_count=max(int(rate * 10), 100),
         overload_factor=10.0, overload_window_s=5.0, timeout_s=300.0,
+        # the flood's p99 moves with the machine: every one of five runs must hold
+        flood_runs=5,
     )  # fmt: skip
 
 
@@ -68,6 +71,8 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["eriop", "bench"]
     if args.smoke:
         parts.append("--smoke")
+    if getattr(args, "profile", False):
+        parts.append("--profile")
     if getattr(args, "broker", False):
         parts.append(f"--broker --broker-rate {args.broker_rate:g}")
     rate = float(getattr(args, "alert_rate", 200.0))
@@ -88,6 +93,33 @@ async def _postgres_version(dsn: str) -> str:
         return str(await conn.fetchval("SHOW server_version"))
     finally:
         await conn.close()
+
+
+async def _profile(env: Env, plan: Plan) -> Result:
+    _say("profile 1/2: telemetry end to end under py-spy, and its raw COPY")
+    out: Result = {"telemetry": await telemetry_flow(env, plan)}
+    _say("profile 2/2: GPS end to end under py-spy, and its raw COPY")
+    out["gps"] = await gps_flow(env, plan)
+    return out
+
+
+def _report_profile(results: Result, output: Path) -> int:
+    assert output.parent.name == "profile"
+    output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    lines = [f"`{results['command']}`, {results['date']}", ""]
+    for name in ("telemetry", "gps"):
+        r = results[name]
+        per_row = r.get("cpu_us_per_row", {})
+        lines.append(
+            f"{name}: e2e/COPY {r['ratio']:.2f} ({r['e2e_rows_per_s']:,} against "
+            f"{r['copy_rows_per_s']:,} rows/s); CPU us per row "
+            + ", ".join(f"{k} {v}" for k, v in per_row.items())
+        )
+    text = "\n".join(lines) + "\n"
+    output.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
+    _say(f"profiles in {output.parent}/{{telemetry,gps}}.txt (raw stacks beside them)")
+    return 0
 
 
 async def _run(env: Env, plan: Plan) -> Result:
@@ -166,6 +198,11 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     if getattr(args, "receiver", False):
         return _run_receiver(args)
     plan = plan_for(args)
+    profiling = bool(getattr(args, "profile", False))
+    output = Path(args.output)
+    if profiling:
+        plan = dataclasses.replace(plan, trials=1)
+        output = output.parent / "profile" / "profile.json"
     database_url = settings.database_url.get_secret_value()
     redis_url = with_path(settings.redis_url.get_secret_value(), f"/{args.redis_db}")
     started = time.monotonic()
@@ -177,7 +214,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         _say(f"cannot start: {exc.reason}")
         return exc.exit_code
     dbs = Databases(database_url, uuid.uuid4().hex[:8])
-    env = Env(settings, dbs, redis_url, log_dir, _say)
+    env = Env(settings, dbs, redis_url, log_dir, _say, output.parent if profiling else None)
     results: Result = {
         "command": _command(args),
         "mode": "smoke" if args.smoke else "full",
@@ -195,7 +232,7 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
             return {"broker": await broker_flow(env, args.broker_rate)}
         await dbs.prepare()
         try:
-            return await _run(env, plan)
+            return await (_profile if profiling else _run)(env, plan)
         finally:
             await dbs.drop_all()
 
@@ -206,13 +243,14 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         return exc.exit_code if isinstance(exc, EriopError) else EXIT_FAILURE
     results["duration_s"] = round(time.monotonic() - started, 1)
     if args.broker:
-        return _report_broker(results, Path(args.output))
+        return _report_broker(results, output)
+    if profiling:
+        return _report_profile(results, output)
     results["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     results["targets"] = report.targets(results)
     problems = report.sanity(results)
     results["sanity_problems"] = problems
 
-    output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     output.with_suffix(".md").write_text(report.markdown(results), encoding="utf-8")

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,8 +116,10 @@ async def watch_commits(
     timeout: float,
     interval: float = 0.05,
     cpu: CpuMeter | None = None,
+    on_first: Callable[[], None] | None = None,
 ) -> Progress:
-    """Poll until every produced record is committed by ``group``."""
+    """Poll until every produced record is committed by ``group``; ``on_first``
+    is called when the first commit is seen."""
     total = sum(ends.values())
     conn = await asyncpg.connect(dsn)
     started = time.monotonic()
@@ -130,6 +132,8 @@ async def watch_commits(
             if done and first is None:
                 first = (now, done)
                 cpu_first = cpu.read() if cpu else None
+                if on_first is not None:
+                    on_first()
             if done >= total:
                 cpu_last = cpu.read() if cpu else None
                 break

@@ -24,6 +24,7 @@ from eriop.bench.measure import (
     raw_copy,
     watch_commits,
 )
+from eriop.bench.profile import Sampler, bulk_children, summarize
 from eriop.bench.stack import Databases, Worker, broker, flush_redis, worker_env
 from eriop.dev.stack import Broker
 from eriop.simulate import seed_demo
@@ -49,6 +50,8 @@ class Plan:
     timeout_s: float
     #: end-to-end and raw COPY pairs per throughput scenario
     trials: int = 1
+    #: consecutive flood runs of the alert latency scenario, each reported
+    flood_runs: int = 1
 
 
 @dataclass
@@ -58,6 +61,8 @@ class Env:
     redis_url: str
     log_dir: Path
     say: Callable[[str], None]
+    #: with ``eriop bench --profile``: where py-spy's stacks of the drains go
+    profile_dir: Path | None = None
 
     async def stack(self, b: Broker) -> None:
         flush_redis(self.redis_url)
@@ -77,20 +82,41 @@ def new_group() -> str:
 
 
 async def _drain(
-    env: Env, b: Broker, dsn: str, ends: dict[tuple[str, int], int], workers: int, timeout: float
+    env: Env,
+    b: Broker,
+    dsn: str,
+    ends: dict[tuple[str, int], int],
+    workers: int,
+    timeout: float,
+    profile: str | None = None,
 ) -> tuple[Progress, list[Worker], list[float]]:
-    """Start ``workers`` workers in one group and wait until the load is committed."""
+    """Start ``workers`` workers in one group and wait until the load is committed
+    (sampled by py-spy from the first commit on, under ``profile``'s name)."""
     await env.dbs.checkpoint()
     group = new_group()
     ws = [env.worker(b, dsn, group, f"{group}-{i}") for i in range(workers)]
+    sampler = Sampler(env.profile_dir, profile) if env.profile_dir and profile else None
+
+    def first_commit() -> None:
+        if sampler is not None:
+            sampler.attach([pid for w in ws for pid in bulk_children(w.pid)])
+
     try:
         cpu = CpuMeter([w.pid for w in ws], b.process.pid if b.process else None)
-        progress = await watch_commits(dsn, f"{group}-bulk", ends, timeout=timeout, cpu=cpu)
+        progress = await watch_commits(
+            dsn, f"{group}-bulk", ends, timeout=timeout, cpu=cpu, on_first=first_commit
+        )
         shares = [w.metric("eriop_records_consumed_total", topic=load.TELEMETRY) for w in ws]
     except BaseException:
         for w in ws:
             w.stop()
         raise
+    finally:
+        if sampler is not None:
+            sampler.finish()
+            assert env.profile_dir is not None
+            text = summarize(sampler.files)
+            (env.profile_dir / f"{profile}.txt").write_text(text, encoding="utf-8")
     return progress, ws, shares
 
 
@@ -128,11 +154,13 @@ def cpu_cost(progress: Progress, rows_per_s: float) -> Result:
     """Cores each part of the stack kept busy, and its CPU microseconds per row."""
     if not progress.cpu or rows_per_s <= 0:
         return {}
+    per_row = {k: round(v / rows_per_s * 1e6, 1) for k, v in progress.cpu.items() if k != "all"}
+    pg = per_row.get("postgres", 0.0)
     return {
         "cpu_cores": progress.cpu,
-        "cpu_us_per_row": {
-            k: round(v / rows_per_s * 1e6, 1) for k, v in progress.cpu.items() if k != "all"
-        },
+        "cpu_us_per_row": per_row,
+        # one worker core keeps up with one database core when this is at most 1
+        "worker_over_postgres": round(per_row.get("worker", 0.0) / pg, 2) if pg > 0 else None,
     }
 
 
@@ -156,7 +184,7 @@ async def trials(flow: Callable[[Env, Plan], Awaitable[Result]], env: Env, plan:
     median = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
     if len(runs) == 1:
         return median
-    keys = ("e2e_rows_per_s", "copy_rows_per_s", "ratio", "cpu_us_per_row")
+    keys = ("e2e_rows_per_s", "copy_rows_per_s", "ratio", "cpu_us_per_row", "worker_over_postgres")
     return {
         **median,
         "ratio_of": f"median of {len(runs)} trials",
@@ -171,7 +199,7 @@ async def telemetry_flow(env: Env, plan: Plan) -> Result:
         await env.stack(b)
         ends = await _telemetry_backlog(env, b, plan)
         env.say(f"telemetry: {plan.telemetry_messages} messages produced; draining")
-        progress, ws, _ = await _drain(env, b, dsn, ends, 1, plan.timeout_s)
+        progress, ws, _ = await _drain(env, b, dsn, ends, 1, plan.timeout_s, "telemetry")
         rss = ws[0].rss.peak if ws[0].rss else 0
         ws[0].stop()
     rows, copy_s = await _ceiling(
@@ -197,7 +225,7 @@ async def gps_flow(env: Env, plan: Plan) -> Result:
         ends = await load.produce(b.bootstrap, fixes)
         del fixes
         env.say(f"gps: {plan.gps_fixes} fixes of {plan.vehicles} vehicles produced; draining")
-        progress, ws, _ = await _drain(env, b, dsn, ends, 1, plan.timeout_s)
+        progress, ws, _ = await _drain(env, b, dsn, ends, 1, plan.timeout_s, "gps")
         flagged = ws[0].metric("eriop_location_flags_total")
         rss = ws[0].rss.peak if ws[0].rss else 0
         ws[0].stop()

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -16,7 +18,8 @@ from eriop.bench import load
 from eriop.bench.flood import Flood
 from eriop.bench.measure import CpuMeter, alert_latency, cores_between
 from eriop.bench.scenarios import MB, Env, Plan, Result, new_group
-from eriop.bench.stack import broker
+from eriop.bench.stack import Worker, broker
+from eriop.dev.stack import Broker
 from eriop.simulate import seed_demo
 from eriop.traffic import Fleet
 
@@ -32,13 +35,13 @@ async def _group_committed(dsn: str, group: str) -> int:
         await conn.close()
 
 
-async def _first_commit(dsn: str, group: str, timeout: float) -> None:
+async def _committed_at_least(dsn: str, group: str, n: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await _group_committed(dsn, group):
+        if await _group_committed(dsn, group) >= n:
             return
         await asyncio.sleep(0.05)
-    raise RuntimeError(f"nothing committed by {group} in {timeout:.0f}s")
+    raise RuntimeError(f"{group} did not commit {n} records in {timeout:.0f}s")
 
 
 def flood_lag(env: Env) -> int:
@@ -48,69 +51,108 @@ def flood_lag(env: Env) -> int:
     return 2 * s.batch.telemetry_max_records * s.bulk.process_count(s.kafka.partitions)
 
 
-async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
-    """Alert latency alone, then beside a telemetry flood that keeps the worker's
-    telemetry path saturated. ``flood_rate`` (the worker's solo rate) bounds how
-    many messages the flood prepares."""
+@asynccontextmanager
+async def _warm_worker(env: Env) -> AsyncIterator[tuple[Broker, str, str, Worker]]:
+    """A fresh broker, database and worker, with alerts already flowing to Redis."""
     dsn = await env.dbs.clone()
     with broker(env.log_dir) as b:
         await env.stack(b)
         group = new_group()
         w = env.worker(b, dsn, group, f"{group}-alerts")
-        flood: Flood | None = None
-
         try:
             await w.ready()
-            tag = uuid.uuid4().hex[:8]
             warm = await alert_latency(
-                b.bootstrap, env.redis_url, f"w{tag}", rate=20, count=20, settle_s=60
-            )
+                b.bootstrap, env.redis_url, f"w{uuid.uuid4().hex[:8]}", rate=20, count=20,
+                settle_s=60,
+            )  # fmt: skip
             if warm.received < warm.sent:
                 raise RuntimeError("alerts did not reach Redis during the warm-up")
             assert w.rss is not None
             w.rss.window()
-            env.say(f"alerts: {plan.alert_count} at {plan.alert_rate:g}/s, alone")
-            alone = await alert_latency(
-                b.bootstrap, env.redis_url, f"a{tag}", rate=plan.alert_rate, count=plan.alert_count
-            )
-            rss_alone = w.rss.window()
-            seconds = plan.alert_count / plan.alert_rate
-            lead = 2.0
-            count = int(flood_rate * (seconds + 2 * lead)) + flood_lag(env)
-            flood = Flood(
-                b.bootstrap, count=count, points=plan.points, partitions=env.partitions,
-                prefix=f"F{tag}",
-            )  # fmt: skip
-            await flood.follow(dsn, f"{group}-bulk", flood_lag(env))
-            await asyncio.sleep(lead)
-            env.say(
-                f"alerts: again, beside a telemetry flood keeping {flood_lag(env)} messages queued"
-            )
-            cpu = CpuMeter([w.pid], b.process.pid if b.process else None)
-            before, t0 = await _group_committed(dsn, f"{group}-bulk"), time.monotonic()
-            cpu_before = cpu.read()
-            flooded = await alert_latency(
-                b.bootstrap, env.redis_url, f"f{tag}", rate=plan.alert_rate, count=plan.alert_count
-            )
-            cpu_after = cpu.read()
-            after, t1 = await _group_committed(dsn, f"{group}-bulk"), time.monotonic()
-            rss_flood = w.rss.window()
-            offered = await flood.finish()
+            yield b, dsn, group, w
         finally:
-            if flood is not None:
-                await flood.kill()
             w.stop()
+
+
+async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
+    """Alert latency alone, then in ``plan.flood_runs`` runs beside a telemetry
+    flood that keeps the worker's telemetry path saturated. ``flood_rate`` (the
+    worker's solo rate) bounds how many messages each flood prepares.
+
+    Every run gets a fresh broker, database and worker: the embedded broker
+    keeps everything in memory and slows down as it fills, so runs on one
+    broker would measure its age rather than the worker."""
+    async with _warm_worker(env) as (b, _, _, w):
+        env.say(f"alerts: {plan.alert_count} at {plan.alert_rate:g}/s, alone")
+        alone = await alert_latency(
+            b.bootstrap, env.redis_url, f"a{uuid.uuid4().hex[:8]}", rate=plan.alert_rate,
+            count=plan.alert_count,
+        )  # fmt: skip
+        assert w.rss is not None
+        rss_alone = w.rss.window()
+    runs = []
+    rss_flood = 0
+    for i in range(plan.flood_runs):
+        async with _warm_worker(env) as (b, dsn, group, w):
+            env.say(
+                f"alerts: flood run {i + 1} of {plan.flood_runs}, beside a telemetry flood "
+                f"keeping {flood_lag(env)} messages queued"
+            )
+            runs.append(await _flooded(env, plan, b, dsn, group, w, flood_rate))
+            assert w.rss is not None
+            rss_flood = max(rss_flood, w.rss.window())
+    worst = max(runs, key=lambda r: r["p99_ms"])
     return {
         "alone": alone.as_dict(),
-        "flood": {
-            **flooded.as_dict(),
-            "telemetry_offered_msgs_per_s": round(offered["sent"] / offered["seconds"]),
-            "telemetry_committed_msgs_per_s": round((after - before) / (t1 - t0)),
-            "telemetry_points_per_message": plan.points,
-            "cpu_cores": cores_between(cpu_before, cpu_after),
-        },
+        # the run with the highest p99 stands for the scenario; every run is in flood_runs
+        "flood": worst,
+        "flood_runs": runs,
         "worker_peak_rss_mb_alone": round(rss_alone / MB, 1),
         "worker_peak_rss_mb_flood": round(rss_flood / MB, 1),
+    }
+
+
+async def _flooded(
+    env: Env, plan: Plan, b: Broker, dsn: str, group: str, w: Worker, flood_rate: float
+) -> Result:
+    """One flood run: a fresh flood process saturating the worker's telemetry path,
+    and the plan's alerts timed beside it."""
+    seconds = plan.alert_count / plan.alert_rate
+    lag = flood_lag(env)
+    # enough for the window, the steady start below and the backlog kept queued
+    count = int(flood_rate * (seconds + 4)) + 4 * lag
+    tag = uuid.uuid4().hex[:8]
+    bootstrap = b.bootstrap
+    flood = Flood(
+        bootstrap, count=count, points=plan.points, partitions=env.partitions, prefix=f"F{tag}"
+    )
+    try:
+        await flood.follow(dsn, f"{group}-bulk", lag)
+        # the window opens once the worker has taken two full rounds of the flood:
+        # its telemetry group has settled (a fresh group may rebalance once more
+        # right after its first assignment) and its queue is full
+        await _committed_at_least(dsn, f"{group}-bulk", 2 * lag, plan.timeout_s)
+        cpu = CpuMeter([w.pid], b.process.pid if b.process else None)
+        before, t0 = await _group_committed(dsn, f"{group}-bulk"), time.monotonic()
+        cpu_before = cpu.read()
+        yielded = w.metric("eriop_bulk_yield_seconds_total")
+        flooded = await alert_latency(
+            bootstrap, env.redis_url, f"f{tag}", rate=plan.alert_rate, count=plan.alert_count
+        )
+        cpu_after = cpu.read()
+        after, t1 = await _group_committed(dsn, f"{group}-bulk"), time.monotonic()
+        yielded = w.metric("eriop_bulk_yield_seconds_total") - yielded
+        offered = await flood.finish()
+    finally:
+        await flood.kill()
+    return {
+        **flooded.as_dict(),
+        "telemetry_offered_msgs_per_s": round(offered["sent"] / offered["seconds"]),
+        "telemetry_committed_msgs_per_s": round((after - before) / (t1 - t0)),
+        "telemetry_points_per_message": plan.points,
+        # seconds per second the telemetry processes (together) held back for alerts
+        "bulk_yield_share": round(yielded / (t1 - t0), 3),
+        "cpu_cores": cores_between(cpu_before, cpu_after),
     }
 
 
@@ -150,7 +192,7 @@ async def overload_flow(env: Env, plan: Plan, tele_rate: float, gps_rate: float)
         try:
             await w.ready()
             bulk = f"{group}-bulk"
-            await _first_commit(dsn, bulk, plan.timeout_s)
+            await _committed_at_least(dsn, bulk, 1, plan.timeout_s)
             before, t0 = await _group_committed(dsn, bulk), time.monotonic()
             await asyncio.sleep(w_s)
             after, t1 = await _group_committed(dsn, bulk), time.monotonic()

@@ -14,10 +14,12 @@ import logging
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 import asyncpg
 import orjson
+from asyncpg.pgproto import pgproto
 
 from pipeline.errors import DatabaseUnavailable, TransientError, WriteRejected
 from schemas.canonical import GeoPoint
@@ -81,6 +83,12 @@ def translate(exc: BaseException) -> Exception:
     if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | ConnectionError):
         return DatabaseUnavailable(f"database connection failed: {exc}")
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+def driver_uuid(uid: UUID) -> UUID:
+    """``uid`` as asyncpg's own UUID type (a ``uuid.UUID``, equal to ``uid``):
+    hashed, printed and COPY-encoded in C rather than in Python."""
+    return cast(UUID, pgproto.UUID(uid.bytes))
 
 
 class Database:

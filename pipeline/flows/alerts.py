@@ -25,6 +25,7 @@ from pipeline.flows.common import (
     next_offsets,
     publish_dead_letters,
 )
+from pipeline.priority import PriorityFlag
 from pipeline.retry import ALERT_PATH
 from pipeline.settings import Settings
 from pipeline.sinks.kafka.dlq import DeadLetterPublisher
@@ -69,8 +70,10 @@ class AlertIngestor:
         axis_state: BufferedAxisState,
         geo: GeoIndex,
         clock: Clock = utc_now,
+        priority: PriorityFlag | None = None,
     ) -> None:
         self._settings = settings
+        self._priority = priority
         self._store = store
         self._dlq = dlq
         self._live = live
@@ -101,6 +104,16 @@ class AlertIngestor:
         """Process a batch until it is durably stored or dead-lettered."""
         if not records:
             return
+        # the volume path gives way while alerts are in hand (pipeline.priority)
+        if self._priority is not None:
+            self._priority.hold()
+        try:
+            await self._handle(records)
+        finally:
+            if self._priority is not None:
+                self._priority.release()
+
+    async def _handle(self, records: Sequence[RawRecord]) -> None:
         for r in records:
             metrics.RECORDS_CONSUMED.labels(r.topic).inc()
         dead_done: set[tuple[str, int, int]] = set()

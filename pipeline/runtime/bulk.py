@@ -19,6 +19,8 @@ import os
 import signal
 import sys
 
+from pipeline.clients.postgres import driver_uuid
+from pipeline.decoders.telemetry.fields import use_uuid_form
 from pipeline.errors import EriopError
 from pipeline.runtime import logs
 from pipeline.runtime.root import Runtime
@@ -39,6 +41,7 @@ def _die_with_parent(parent: int) -> None:
 def run_bulk(settings: Settings) -> int:
     """The volume path, until SIGTERM or the worker dies."""
     _die_with_parent(settings.bulk.parent_pid)
+    use_uuid_form(driver_uuid)
     if settings.bulk.nice:
         os.nice(settings.bulk.nice)
     # Ctrl-C reaches the whole process group; the worker decides when this stops

@@ -30,6 +30,7 @@ from pipeline.clients.postgres import Database
 from pipeline.errors import TransientError
 from pipeline.flows.alerts import AlertIngestor, Clock, utc_now
 from pipeline.flows.bulk import BulkIngestor
+from pipeline.priority import PriorityFlag, Yielder
 from pipeline.runtime.http import StatusServer
 from pipeline.runtime.metrics_merge import merge_exposition
 from pipeline.runtime.startup import initialize_metrics, wait_for
@@ -77,13 +78,20 @@ class Runtime:
             else None
         )
         s = settings
+        #: alerts in hand, seen by the volume path in this process or its children
+        self.priority = PriorityFlag.for_role(role == "bulk", s.bulk.priority_fd)
+        gate = Yielder(
+            self.priority,
+            max_wait_s=s.bulk.yield_max_ms / 1000,
+            max_share=s.bulk.yield_max_share,
+        )
         self.db = Database(s.database_url.get_secret_value())
         self.redis = RedisLive(s.redis_url.get_secret_value())
         self.producer = make_producer(s)
         self.geo = GeoIndex(self.db, refresh_s=s.geo_refresh_s)
         self.retention = RetentionJob(self.db, interval_s=s.retention_interval_s)
         self.dlq = DeadLetterPublisher(self.producer)
-        self.relay = OutboxRelay(self.db, self.redis, self.producer)
+        self.relay = OutboxRelay(self.db, self.redis, self.producer, priority=self.priority)
         self.alert_store = AlertStore(self.db, s.kafka.alerts_group)
         self.axis_state = BufferedAxisState(self.redis)
         self.refill = LiveStateRefill(self.db, self.redis, self._fences_at)
@@ -99,8 +107,11 @@ class Runtime:
             axis_state=self.axis_state,
             geo=self.geo,
             clock=clock,
+            priority=self.priority,
         )
-        self.ts_store = TimeseriesStore(self.db, s.kafka.bulk_group)
+        self.ts_store = TimeseriesStore(
+            self.db, s.kafka.bulk_group, look_every=s.bulk.yield_every_rows, gate=gate.wait
+        )
         self.live = LiveState(self.redis, interval_s=s.gps.publish_interval_s)
         self.bulk = BulkIngestor(
             s,
@@ -119,7 +130,13 @@ class Runtime:
             slot, self._slot_lock = claim_member_slot(s.kafka.bulk_group)
             member = f"{socket.gethostname()}-{slot}"
             self.bulk_children = [
-                BulkChild(i, log_level=s.log_level, member=member) for i in range(count)
+                BulkChild(
+                    i,
+                    log_level=s.log_level,
+                    member=member,
+                    priority_fd=self.priority.fd if self.priority else -1,
+                )
+                for i in range(count)
             ]
         else:
             self.bulk_consumer = BatchConsumer(
@@ -137,6 +154,7 @@ class Runtime:
                 max_records=s.batch.telemetry_max_records,
                 linger_ms=s.batch.linger_ms,
                 assignment=GroupAssignment(s.kafka.bulk_group),
+                before_fetch=gate.wait,
             )
         #: the consumer groups this process takes part in
         self.groups: list[GroupAssignment] = []
@@ -237,6 +255,8 @@ class Runtime:
             await self.status.close()
         await self.redis.close()
         await self.db.close(budget / 4)
+        if self.priority is not None:
+            self.priority.close()
 
     async def health(self) -> dict[str, Any]:
         db = await self.db.health()

@@ -59,9 +59,12 @@ def claim_member_slot(group: str) -> tuple[int, IO[bytes]]:
 class BulkChild:
     """The worker's handle on its bulk process: start, supervise, ask, stop."""
 
-    def __init__(self, index: int = 0, *, log_level: str = "info", member: str = "") -> None:
+    def __init__(
+        self, index: int = 0, *, log_level: str = "info", member: str = "", priority_fd: int = -1
+    ) -> None:
         self.index = index
         self._log_level = log_level
+        self._priority_fd = priority_fd
         # static group membership: the same name after a restart, unique among the
         # workers that run at once (``<host>-<slot>-bulk-<n>``, claim_member_slot)
         self._instance_id = f"{member or socket.gethostname()}-bulk-{index}"
@@ -93,10 +96,12 @@ class BulkChild:
             "ERIOP_BULK__PARENT_PID": str(os.getpid()),
             "ERIOP_LOG_LEVEL": self._log_level,
             "ERIOP_BULK__INSTANCE_ID": self._instance_id,
+            "ERIOP_BULK__PRIORITY_FD": str(self._priority_fd),
         }
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pipeline.runtime.bulk", env=env
-        )
+            sys.executable, "-m", "pipeline.runtime.bulk", env=env,
+            pass_fds=(self._priority_fd,) if self._priority_fd >= 0 else (),
+        )  # fmt: skip
         log.info("bulk process %d started (pid %d)", self.index, self._proc.pid)
 
     async def _supervise(self) -> None:

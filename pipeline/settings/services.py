@@ -71,6 +71,18 @@ class BulkSettings(_Frozen):
     #: set by the worker for its child: the child's static group membership
     #: (``<host>-bulk-<n>``), so a restarted child takes its own place back
     instance_id: str = ""
+    #: set by the worker for its child: the inherited descriptor of the cell
+    #: through which the alert path says it has alerts in hand (pipeline.priority)
+    priority_fd: int = -1
+    #: longest the volume path holds back per look (before a fetch, before a
+    #: COPY, every yield_every_rows rows of it) while alerts are in hand, in ms;
+    #: 0: never
+    yield_max_ms: int = Field(default=200, ge=0, le=5000)
+    #: most of any second the volume path spends holding back for alerts
+    #: (0-1): an alert storm slows telemetry and GPS down, never stops them
+    yield_max_share: float = Field(default=0.9, ge=0.0, le=1.0)
+    #: rows a COPY sends between two looks at whether alerts are in hand
+    yield_every_rows: int = Field(default=1000, ge=100)
 
     def process_count(self, partitions: int) -> int:
         return self.processes or max(1, min(os.cpu_count() or 1, partitions))

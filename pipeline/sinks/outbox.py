@@ -36,6 +36,7 @@ from pipeline import metrics
 from pipeline.clients.kafka import OUT_NORMALIZED
 from pipeline.clients.postgres import Database, translate
 from pipeline.errors import BrokerUnavailable, TransientError
+from pipeline.priority import PriorityFlag
 from pipeline.retry import ALERT_PATH
 from pipeline.sinks.redis.live import CH_ALERT_UPDATES, RedisLive
 
@@ -73,6 +74,7 @@ class OutboxRelay:
         poll_interval_s: float = 1.0,
         stale_s: float = 30.0,
         max_in_hand: int = 20_000,
+        priority: PriorityFlag | None = None,
     ) -> None:
         self._db = db
         self._live = live
@@ -81,6 +83,8 @@ class OutboxRelay:
         self._poll = poll_interval_s
         self._stale = timedelta(seconds=stale_s)
         self._max_in_hand = max_in_hand
+        #: held while committed alerts wait for their Redis message
+        self._priority = priority
         #: committed, not yet on Redis
         self._handed: list[OutboxEntry] = []
         #: on Redis, not yet on Kafka and deleted
@@ -95,7 +99,10 @@ class OutboxRelay:
         room = self._max_in_hand - len(self._handed) - len(self._finishing)
         # past the bound the rows wait in the table for the safety net (an
         # outage of Redis or Kafka must not grow memory without limit)
-        self._handed.extend(entries[: max(room, 0)])
+        taken = entries[: max(room, 0)]
+        if taken and not self._handed and self._priority is not None:
+            self._priority.hold()
+        self._handed.extend(taken)
         self._wake.set()
 
     def _in_hand(self) -> list[int]:
@@ -155,6 +162,8 @@ class OutboxRelay:
             del self._handed[: len(entries)]
             self._finishing.extend(entries)
             self._finish_wake.set()
+            if not self._handed and self._priority is not None:
+                self._priority.release()
 
     async def _finish(self) -> None:
         while self._finishing:

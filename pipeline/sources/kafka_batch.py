@@ -64,6 +64,7 @@ class BatchConsumer:
         linger_ms: int = 50,
         name: str = "bulk",
         assignment: GroupAssignment | None = None,
+        before_fetch: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._consumer = consumer
         self._topics = list(topics)
@@ -73,6 +74,8 @@ class BatchConsumer:
         self._linger = linger_ms
         self.name = name
         self.assignment = assignment or GroupAssignment(name)
+        #: awaited before every fetch (the volume path gives way to alerts there)
+        self._before_fetch = before_fetch
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -100,6 +103,8 @@ class BatchConsumer:
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
+            if self._before_fetch is not None:
+                await self._before_fetch()
             try:
                 batch = await self._consumer.getmany(timeout_ms=self._linger, max_records=self._max)
             except KafkaError as exc:

@@ -39,6 +39,7 @@ from schemas.intents import StoreLocations
 _ACCEPTABLE: Final = frozenset({"estimated"})
 _RECOVERY_RUN: Final = 3
 _PERSONNEL: Final = "personnel"
+_NONE: Final[frozenset[str]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class ResourceInfo:
     max_speed_mps: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class AcceptedFix:
     """A resource's reference position: its last accepted fix."""
 
@@ -69,7 +70,7 @@ class LastFixLoader(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _State:
     last: AcceptedFix | None
     #: teleport-flagged fixes since the last accepted one, oldest first
@@ -131,18 +132,19 @@ class PlausibilityTracker:
     def __init__(self, loader: LastFixLoader, settings: GpsSettings) -> None:
         self._loader = loader
         self._settings = settings
-        self._states: dict[UUID, _State] = {}
-        self._undo: dict[UUID, _State] = {}
+        # keyed by the UUID's int: UUID's own __hash__ is Python code, run per fix
+        self._states: dict[int, _State] = {}
+        self._undo: dict[int, _State] = {}
 
     def last_accepted(self, resource_id: UUID) -> AcceptedFix | None:
         """The reference fix of a resource, for the sink to persist."""
-        state = self._states.get(resource_id)
+        state = self._states.get(resource_id.int)
         return None if state is None else state.last
 
     def forget(self, resource_ids: Sequence[UUID]) -> None:
         """Drop what is known about resources, so the loader is asked again."""
         for rid in resource_ids:
-            self._states.pop(rid, None)
+            self._states.pop(rid.int, None)
 
     def rollback(self) -> None:
         """Undo the state changes of the last :meth:`assess`.
@@ -163,19 +165,23 @@ class PlausibilityTracker:
 
     async def assess(self, fixes: Sequence[tuple[LocationFix, ResourceInfo]]) -> StoreLocations:
         """Rows for a batch of resolved fixes, in order, and which of them move their resource."""
-        unknown = list(dict.fromkeys(info.id for _, info in fixes if info.id not in self._states))
+        states = self._states
+        unknown = {info.id.int: info.id for _, info in fixes if info.id.int not in states}
         if unknown:
-            loaded = await self._loader.load(unknown)
-            for rid in unknown:
-                self._states[rid] = _State(last=loaded.get(rid))
-        self._undo = {}
+            loaded = await self._loader.load(list(unknown.values()))
+            for key, rid in unknown.items():
+                states[key] = _State(last=loaded.get(rid))
+        undo: dict[int, _State] = {}
+        self._undo = undo
         rows: list[LocationRow] = []
         moves: list[bool] = []
+        v_max = self.v_max
         for fix, info in fixes:
-            state = self._states[info.id]
-            if info.id not in self._undo:
-                self._undo[info.id] = _State(state.last, list(state.rejected))
-            row, moved = self._assess_one(fix, info, state)
+            key = info.id.int
+            state = states[key]
+            if key not in undo:
+                undo[key] = _State(state.last, list(state.rejected))
+            row, moved = self._assess_one(fix, info, state, v_max(info))
             rows.append(row)
             moves.append(moved)
         return StoreLocations(rows=tuple(rows), moves=tuple(moves))
@@ -191,14 +197,13 @@ class PlausibilityTracker:
         )
 
     def _assess_one(
-        self, fix: LocationFix, info: ResourceInfo, state: _State
+        self, fix: LocationFix, info: ResourceInfo, state: _State, v_max: float
     ) -> tuple[LocationRow, bool]:
         flags = list(fix.flags)
         if "low_accuracy" not in flags and self._low_accuracy(fix):
             flags.append("low_accuracy")
         here = AcceptedFix(fix.time, fix.lat, fix.lon, fix.accuracy)
         metadata: dict[str, Any] = dict(fix.metadata)
-        v_max = self.v_max(info)
         last = state.last
         if last is not None:
             speed = implied_speed(last, here)
@@ -209,7 +214,7 @@ class PlausibilityTracker:
                 if speed > v_max:
                     flags.append("teleport")
 
-        blocking = set(flags) - _ACCEPTABLE
+        blocking = set(flags) - _ACCEPTABLE if flags else _NONE
         if blocking == {"teleport"}:
             if self._recovers(state.rejected, here, v_max):
                 flags.remove("teleport")
@@ -224,16 +229,9 @@ class PlausibilityTracker:
             state.rejected.clear()
         metadata["flags"] = flags
         row = LocationRow(
-            time=fix.time,
-            resource_id=info.id,
-            resource_type=info.type,
-            location=GeoPoint(fix.lon, fix.lat),
-            speed=fix.speed,
-            heading=fix.heading,
-            accuracy=fix.accuracy,
-            source=fix.source,
-            metadata=metadata,
-        )
+            fix.time, info.id, info.type, GeoPoint(fix.lon, fix.lat), fix.speed, fix.heading,
+            fix.accuracy, fix.source, metadata,
+        )  # fmt: skip
         return row, accepted
 
     @staticmethod

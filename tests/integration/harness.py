@@ -129,6 +129,8 @@ async def in_process_runtime(settings: Settings, clock: FrozenClock) -> AsyncIte
         await runtime.producer.stop()
         await runtime.redis.close()
         await runtime.db.close()
+        if runtime.priority is not None:
+            runtime.priority.close()
 
 
 async def dead_letters(bootstrap: str) -> dict[tuple[str, int, int], dict[str, Any]]:

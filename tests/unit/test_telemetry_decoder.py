@@ -861,3 +861,25 @@ def test_producer_metadata_never_supplies_pipeline_keys() -> None:
         "device_ref": "SCBA-0457",
         "received_at": "2025-03-14T10:00:00Z",
     }
+
+
+def test_device_ids_take_the_form_the_runtime_chose() -> None:
+    from asyncpg.pgproto import pgproto
+
+    from pipeline.clients.postgres import driver_uuid
+    from pipeline.decoders.telemetry.fields import use_uuid_form
+
+    plain = rows(simple())[0].device_id
+    assert type(plain) is uuid.UUID
+    use_uuid_form(driver_uuid)
+    try:
+        fast = rows(simple())[0].device_id
+        # the driver's own type, equal to the stdlib id in every way that matters
+        assert type(fast) is pgproto.UUID
+        assert fast == plain
+        assert hash(fast) == hash(plain)
+        assert str(fast) == str(plain)
+        assert fast == uuid5("SCBA-0457")
+    finally:
+        use_uuid_form(lambda u: u)
+    assert type(rows(simple())[0].device_id) is uuid.UUID

@@ -4,6 +4,7 @@ names, numbers and points (docs/formats.md 5.3, 5.4)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
@@ -20,6 +21,22 @@ from schemas.telemetry import MAX_DEVICE_ID, NAME_RE
 _CACHE_LIMIT: Final = 100_000
 _devices: dict[str, tuple[UUID, str | None]] = {}
 _good_names: set[str] = set()
+
+
+def _same(uid: UUID) -> UUID:
+    return uid
+
+
+#: the form device ids are kept in (a UUID of the database driver's, set by the
+#: composition root, is hashed, printed and COPY-encoded in C)
+_uuid_form: Callable[[UUID], UUID] = _same
+
+
+def use_uuid_form(form: Callable[[UUID], UUID]) -> None:
+    """Keep device ids as ``form(uuid)`` from now on; it must be equal to its input."""
+    global _uuid_form
+    _uuid_form = form
+    _devices.clear()
 
 
 class MessageContext:
@@ -75,6 +92,7 @@ def device(ref: str, what: str) -> tuple[UUID, str | None]:
         raise ValidationError("missing_field", f"{what}: empty device id")
     if len(_devices) >= _CACHE_LIMIT:
         _devices.clear()
+    uid = _uuid_form(uid)
     _devices[ref] = (uid, norm)
     return uid, norm
 

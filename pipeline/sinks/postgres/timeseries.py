@@ -1,17 +1,20 @@
 """Batched, idempotent writes of telemetry and location fixes.
 
-The common case, a batch of keys never seen before, is one binary COPY into the
-table: the same cost as a raw COPY. When a key repeats (a replay, a retransmit,
-two messages with the same point) the COPY fails on the unique key; its
-savepoint is rolled back and the batch goes through a staging table and
-``INSERT ... ON CONFLICT DO NOTHING`` instead, so the first write wins and
-nothing is stored twice. Offsets advance in the same transaction.
+The common case, a batch of keys never seen before, is one binary COPY into
+the table: the same cost as a raw COPY. Before the COPY, and every ``look_every``
+rows within it, the store awaits its gate, where the volume path gives way to
+alerts in hand (pipeline.priority); the COPY stays one statement, so giving
+way costs no round trips. When a key repeats (a replay, a retransmit, two
+messages with the same point) the COPY fails on the unique key; its savepoint
+is rolled back and the batch goes through a staging table and ``INSERT ... ON
+CONFLICT DO NOTHING`` instead, so the first write wins and nothing is stored
+twice. Offsets advance in the same transaction.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -63,11 +66,26 @@ class WriteResult:
     keys: set[tuple[Any, ...]] | None
 
 
+async def _no_gate() -> None:
+    return None
+
+
 class TimeseriesStore:
-    def __init__(self, db: Database, group_id: str) -> None:
+    """``gate`` is awaited before each COPY and every ``look_every`` rows in it."""
+
+    def __init__(
+        self,
+        db: Database,
+        group_id: str,
+        *,
+        look_every: int = 1000,
+        gate: Callable[[], Awaitable[None]] = _no_gate,
+    ) -> None:
         self._db = db
         self._group = group_id
         self._partitions = PartitionCache()
+        self._every = look_every
+        self._gate = gate
 
     async def load_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
         return await load_offsets(self._db, self._group, topics)
@@ -137,6 +155,15 @@ class TimeseriesStore:
             metrics.ROWS_DUPLICATE.labels(table).inc(len(rows) - result.inserted)
         return result
 
+    async def _paced(self, rows: Sequence[tuple[object, ...]]) -> AsyncIterator[tuple[object, ...]]:
+        """The rows, awaiting the gate every ``look_every`` of them."""
+        every = self._every
+        for start in range(0, len(rows), every):
+            if start:
+                await self._gate()
+            for row in rows[start : start + every]:
+                yield row
+
     async def _copy_idempotent(
         self,
         conn: asyncpg.Connection,
@@ -144,9 +171,12 @@ class TimeseriesStore:
         columns: Sequence[str],
         rows: Sequence[tuple[object, ...]],
     ) -> WriteResult:
+        cols = list(columns)
+        await self._gate()
+        records = rows if len(rows) <= self._every else self._paced(rows)
         try:
             async with conn.transaction():
-                await conn.copy_records_to_table(table, records=rows, columns=list(columns))
+                await conn.copy_records_to_table(table, records=records, columns=cols)
             return WriteResult(len(rows), None)
         except asyncpg.UniqueViolationError:
             pass
@@ -155,12 +185,12 @@ class TimeseriesStore:
             f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
             f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
-        await conn.copy_records_to_table(stage, records=rows, columns=list(columns))
-        cols = ", ".join(columns)
+        await conn.copy_records_to_table(stage, records=rows, columns=cols)
+        names = ", ".join(columns)
         key = ", ".join(_KEYS[table])
         # table and column names are module constants, never input
         new = await conn.fetch(
-            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} "  # noqa: S608
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} "  # noqa: S608
             f"ON CONFLICT DO NOTHING RETURNING {key}"
         )
         await conn.execute(f"TRUNCATE {stage}")

@@ -1,0 +1,97 @@
+"""The volume path's COPY gives way to alerts in hand: its gate is awaited
+before the COPY and every so many rows in it; the first write still wins when
+keys repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from pipeline.clients.postgres import Database
+from pipeline.priority import PriorityFlag, Yielder
+from pipeline.sinks.postgres.timeseries import TimeseriesStore
+from schemas.canonical import TelemetryRow
+
+pytestmark = pytest.mark.integration
+
+DEVICE = uuid.UUID("6f1c9a52-61c4-4d8e-9a51-0d5b2f1c0001")
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+
+
+def rows(first: int, n: int) -> list[TelemetryRow]:
+    return [
+        TelemetryRow(
+            T0 + timedelta(milliseconds=i), DEVICE, "probe", "temp", float(i), None, None, {}
+        )
+        for i in range(first, first + n)
+    ]
+
+
+@pytest.fixture
+async def db(fresh_db: str) -> AsyncIterator[Database]:
+    d = Database(fresh_db)
+    await d.start()
+    yield d
+    await d.close()
+
+
+async def stored(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM telemetry"))
+    finally:
+        await conn.close()
+
+
+async def test_the_gate_is_awaited_before_the_copy_and_every_so_many_rows(
+    db: Database, fresh_db: str
+) -> None:
+    calls = 0
+
+    async def gate() -> None:
+        nonlocal calls
+        calls += 1
+
+    store = TimeseriesStore(db, "g", look_every=100, gate=gate)
+    result = await store.write_telemetry(rows(0, 250), {("telemetry.raw", 0): 250})
+    # before the COPY, then after rows 100 and 200
+    assert (result.inserted, result.keys, calls) == (250, None, 3)
+    assert await stored(fresh_db) == 250
+    assert await store.load_offsets(["telemetry.raw"]) == {("telemetry.raw", 0): 250}
+
+    # 150 repeats and 10 new rows: the repeats are left as first written
+    again = await store.write_telemetry(rows(100, 160), {("telemetry.raw", 0): 410})
+    assert again.inserted == 10
+    assert again.keys == {(DEVICE, "temp", r.time) for r in rows(250, 10)}
+    assert await stored(fresh_db) == 260
+
+
+async def test_the_copy_waits_while_alerts_are_in_hand(db: Database, fresh_db: str) -> None:
+    alert_side = PriorityFlag.create()
+    volume_side = PriorityFlag.for_role(True, os.dup(alert_side.fd))
+    try:
+        store = TimeseriesStore(
+            db, "g", look_every=100, gate=Yielder(volume_side, max_wait_s=60, poll_s=0.001).wait
+        )
+        alert_side.hold()
+        writing = asyncio.create_task(
+            store.write_telemetry(rows(0, 250), {("telemetry.raw", 0): 250})
+        )
+        for _ in range(50):
+            await asyncio.sleep(0.002)
+            assert not writing.done()
+        assert await stored(fresh_db) == 0
+        alert_side.release()
+        result = await asyncio.wait_for(writing, 30)
+        assert result.inserted == 250
+        assert await stored(fresh_db) == 250
+    finally:
+        if volume_side is not None:
+            volume_side.close()
+        alert_side.close()
