@@ -104,7 +104,7 @@ async def _profile(env: Env, plan: Plan) -> Result:
 
 
 def _report_profile(results: Result, output: Path) -> int:
-    assert output.parent.name == "profile"
+    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [f"`{results['command']}`, {results['date']}", ""]
     for name in ("telemetry", "gps"):
