@@ -25,6 +25,7 @@ import os
 import struct
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -114,7 +115,9 @@ class Yielder:
         since = self._flag.held_since_ns()
         return since != 0 and now - since < self._stale_ns
 
-    async def wait(self) -> None:
+    def _sleeps(self) -> Iterator[float]:
+        """The sleeps of one look: none when no alert is in hand or this
+        second's share is used up; else until the alerts are done or a bound ends it."""
         if self._flag is None:
             return
         started = now = time.monotonic_ns()
@@ -123,8 +126,21 @@ class Yielder:
         if now - self._second >= _SECOND_NS:
             self._second, self._waited_ns = now, 0
         limit = min(self._max_wait_ns, self._budget_ns - self._waited_ns)
-        while self._held(now) and now - started < limit:
-            await asyncio.sleep(self._poll)
-            now = time.monotonic_ns()
-        self._waited_ns += now - started
-        metrics.BULK_YIELD_SECONDS.inc((now - started) / 1e9)
+        try:
+            while self._held(now) and now - started < limit:
+                yield self._poll
+                now = time.monotonic_ns()
+        finally:
+            self._waited_ns += now - started
+            metrics.BULK_YIELD_SECONDS.inc((now - started) / 1e9)
+
+    async def wait(self) -> None:
+        for pause in self._sleeps():
+            await asyncio.sleep(pause)
+
+    def wait_blocking(self) -> None:
+        """:meth:`wait` for code that cannot await (rows fed to a COPY): the
+        whole process sleeps, which is what giving way to the alert path means
+        for a process whose work in hand is that COPY. The same bounds hold."""
+        for pause in self._sleeps():
+            time.sleep(pause)

@@ -10,6 +10,8 @@ from schemas.errors import FieldError
 
 #: a number at least this large is epoch milliseconds, else epoch seconds
 EPOCH_MS_THRESHOLD: Final = 10**11
+#: epoch milliseconds this large are past datetime's year 9999 in any reading
+_EPOCH_BEYOND_DATETIME: Final = 10**18
 
 
 def parse_timestamp(value: Any, field: str) -> datetime:
@@ -17,6 +19,9 @@ def parse_timestamp(value: Any, field: str) -> datetime:
     if isinstance(value, bool):
         raise FieldError("invalid_value", f"{field}: a boolean is not a timestamp")
     if isinstance(value, int | float):
+        if type(value) is int and abs(value) >= _EPOCH_BEYOND_DATETIME:
+            # also beyond a float: isfinite would raise OverflowError on it
+            raise FieldError("value_out_of_range", f"{field}: epoch out of range")
         if not math.isfinite(value):
             raise FieldError("invalid_value", f"{field}: not a finite number")
         seconds = value / 1000 if abs(value) >= EPOCH_MS_THRESHOLD else value

@@ -205,6 +205,7 @@ async def telemetry_flow(env: Env, plan: Plan) -> Result:
     rows, copy_s = await _ceiling(
         env, dsn, ceiling, "telemetry", TELEMETRY_COLUMNS, plan.telemetry_messages * plan.points
     )
+    await env.dbs.drop(dsn, ceiling)
     out = _throughput(progress, plan.points, rows, copy_s)
     out["points_per_message"] = plan.points
     out["worker_peak_rss_mb"] = round(rss / MB, 1)
@@ -232,6 +233,7 @@ async def gps_flow(env: Env, plan: Plan) -> Result:
     rows, copy_s = await _ceiling(
         env, dsn, ceiling, "location_history", LOCATION_COLUMNS, plan.gps_fixes
     )
+    await env.dbs.drop(dsn, ceiling)
     out = _throughput(progress, 1, rows, copy_s)
     out["vehicles"] = plan.vehicles
     out["flagged_fixes"] = int(flagged)
@@ -250,6 +252,7 @@ async def scaling_flow(env: Env, plan: Plan) -> Result:
         rss = [w.rss.peak if w.rss else 0 for w in ws]
         for w in ws:
             w.stop()
+    await env.dbs.drop(dsn)
     return {
         "workers": 2,
         **cpu_cost(progress, progress.rate * plan.points),

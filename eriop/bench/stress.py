@@ -72,6 +72,7 @@ async def _warm_worker(env: Env) -> AsyncIterator[tuple[Broker, str, str, Worker
             yield b, dsn, group, w
         finally:
             w.stop()
+    await env.dbs.drop(dsn)
 
 
 async def alerts_flow(env: Env, plan: Plan, flood_rate: float) -> Result:
@@ -201,6 +202,7 @@ async def overload_flow(env: Env, plan: Plan, tele_rate: float, gps_rate: float)
             peak = w.rss.peak
         finally:
             code, _ = w.stop()
+    await env.dbs.drop(dsn)
     taken = (after - before) / (t1 - t0)
     return {
         "backlog_telemetry_messages": n_tele,

@@ -143,6 +143,7 @@ def iso_utc(dt: datetime) -> str:
 _Bounds = tuple[datetime, datetime, float, float]
 _last_window: tuple[tuple[datetime, float, float], _Bounds] | None = None
 _last_second: tuple[int, str] = (-1, "")
+_last_milli: tuple[int, str] = (-1, "")
 
 
 def window(now: datetime, max_age_s: float, max_future_s: float) -> _Bounds:
@@ -159,13 +160,18 @@ def window(now: datetime, max_age_s: float, max_future_s: float) -> _Bounds:
 
 
 def received_at_iso(timestamp_ms: int) -> str:
-    """``iso_utc`` of a Kafka timestamp, without rebuilding it for every record."""
-    global _last_second
+    """``iso_utc`` of a Kafka timestamp, without rebuilding it for every record
+    (under load, records produced in the same millisecond arrive together)."""
+    global _last_second, _last_milli
+    if _last_milli[0] == timestamp_ms:
+        return _last_milli[1]
     second, milli = divmod(timestamp_ms, 1000)
     if _last_second[0] != second:
         _last_second = (second, iso_utc(datetime.fromtimestamp(second, tz=UTC))[:-1])
     base = _last_second[1]
-    return f"{base}.{milli:03d}000Z" if milli else base + "Z"
+    text = f"{base}.{milli:03d}000Z" if milli else base + "Z"
+    _last_milli = (timestamp_ms, text)
+    return text
 
 
 def external_id(raw: str) -> str:

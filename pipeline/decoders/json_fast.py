@@ -6,6 +6,11 @@ nesting deeper than 32 are ``not_json``, NaN/Infinity ``invalid_value``).
 orjson alone is not strict enough: it keeps the last of duplicate keys, accepts
 nesting up to 1024 and turns integers beyond 64 bits into floats. Whenever any
 of those could apply, or orjson refuses the text, the strict parser decides.
+
+The checks count bytes of the raw text, never walk it in Python. Each count can
+only err on the high side (a string may hold a ``{``, a run of digits or a
+``":``), and a high count sends the text to the strict parser, so a count that
+passes proves the property.
 """
 
 from __future__ import annotations
@@ -20,36 +25,45 @@ from pipeline.decoders.envelope import MAX_JSON_DEPTH, parse_json
 # mapping every digit to "0" lets one substring search find such a run.
 _DIGITS_TO_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
 _LONG_RUN: Final = b"0" * 20
+#: JSON's insignificant whitespace, deleted in the same pass
+_WHITESPACE: Final = b" \t\n\r"
+#: a string's closing quote directly before a colon: every member's key ends so
+_KEY_END: Final = b'":'
 
 
-def loads(text: str) -> Any:
-    """Parse ``text`` as strict JSON; identical in result and errors to ``parse_json``."""
-    # With no backslash, a quote only ever delimits a string and string contents
-    # are verbatim, so the text between strings is exactly the JSON structure.
+def loads(text: str, data: bytes | None = None) -> Any:
+    """Parse ``text`` as strict JSON; identical in result and errors to ``parse_json``.
+
+    ``data`` is ``text`` as UTF-8 when the caller has it (a leading BOM may
+    differ: it holds none of the bytes counted).
+    """
     if "\\" in text:
+        # escapes can hide a duplicate key or a NUL: the strict parser decides
         return parse_json(text)
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError:
         return parse_json(text)
-    structure = "".join(text.split('"')[0::2])
-    # The structure of valid JSON is ASCII, and bytes.translate is the fast one.
-    if _LONG_RUN in structure.encode().translate(_DIGITS_TO_ZERO):
+    raw = text.encode() if data is None else data
+    # With the whitespace gone every key is directly followed by ":", so the
+    # number of '":' is at least the number of keys in the text; orjson keeps
+    # one member per distinct key, so equal counts mean no key repeats.
+    squeezed = raw.translate(_DIGITS_TO_ZERO, _WHITESPACE)
+    if _LONG_RUN in squeezed:
         return parse_json(text)
-    objects = structure.count("{")
-    arrays = structure.count("[")
-    # Every member in the text has one structural colon; orjson drops repeated
-    # keys, so fewer members than colons means a duplicate.
-    colons = structure.count(":")
+    keys = squeezed.count(_KEY_END)
+    objects = squeezed.count(b"{")
+    arrays = squeezed.count(b"[")
     t = type(obj)
+    # One flat object: every "{" and "[" in the text is accounted for.
     if t is dict and objects == 1 and arrays == 0:
-        return obj if colons == len(obj) else parse_json(text)
+        return obj if keys == len(obj) else parse_json(text)
     # The usual telemetry pack, one array of flat objects: two levels, counted in C.
     if t is list and arrays == 1 and objects == len(obj) and set(map(type, obj)) == {dict}:
-        return obj if colons == sum(map(len, obj)) else parse_json(text)
+        return obj if keys == sum(map(len, obj)) else parse_json(text)
     if objects + arrays > MAX_JSON_DEPTH and _depth(obj) > MAX_JSON_DEPTH:
         return parse_json(text)
-    if colons != _members(obj):
+    if keys != _members(obj):
         return parse_json(text)
     return obj
 

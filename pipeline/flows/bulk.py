@@ -7,11 +7,11 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from pipeline import metrics
 from pipeline.decoders.envelope import iso_utc
-from pipeline.decoders.gps.decoder import decode_gps
+from pipeline.decoders.gps.decoder import decode_gps_batch
 from pipeline.decoders.telemetry.decoder import decode_telemetry
 from pipeline.flows.common import (
     Retrier,
@@ -20,6 +20,7 @@ from pipeline.flows.common import (
     isolating,
     next_offsets,
     publish_dead_letters,
+    sort_outcomes,
 )
 from pipeline.retry import VOLUME_PATH
 from pipeline.settings import Settings
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 TELEMETRY = "telemetry.raw"
 GPS = "gps.raw"
 _STREAM = {TELEMETRY: "telemetry", GPS: "gps"}
+#: a NamedTuple built as a plain tuple, without its Python-level constructor
+_tuple: Final = tuple.__new__
 
 
 def _utc_now() -> datetime:
@@ -161,8 +164,8 @@ class BulkIngestor:
     async def _gps(self, records: list[RawRecord], done: set[tuple[str, int, int]]) -> None:
         now = self._clock()
         s = self._s
-        parsed, dead, skipped = decode_each(
-            records, lambda r: decode_gps(r, s.gps, now, s.max_message_bytes), now
+        parsed, dead, skipped = sort_outcomes(
+            records, decode_gps_batch(records, s.gps, now, s.max_message_bytes), now
         )
         await self._resolver.prefetch({f.resource_ref for _, fixes in parsed for f in fixes})
         resolved: list[tuple[RawRecord, list[tuple[LocationFix, ResourceInfo]]]] = []
@@ -185,7 +188,7 @@ class BulkIngestor:
         await self._geofences.prime(sorted(set(moved_ids)))
         tracked = self._geofences.track(
             [
-                Move(rid, r.location.lon, r.location.lat, r.time)
+                _tuple(Move, (rid, r.location.lon, r.location.lat, r.time))
                 for rid, r in zip(moved_ids, moved_rows, strict=True)
             ]
         )
@@ -203,9 +206,10 @@ class BulkIngestor:
             prev = newest.get(rid)
             if prev is None or prev.time < row.time:
                 newest[rid] = row
-        for row in rows:
-            for flag in row.metadata.get("flags", ()):
-                metrics.LOCATION_FLAGS.labels(flag).inc()
+        # label lookups once per flag and batch, not once per flagged fix
+        flagged = Counter(flag for row in rows for flag in row.metadata.get("flags", ()))
+        for flag, n in flagged.items():
+            metrics.LOCATION_FLAGS.labels(flag).inc(n)
 
         # group rows back to their records for accounting
         groups: list[tuple[RawRecord, Sequence[LocationRow]]] = []

@@ -121,6 +121,24 @@ def decode_each(
     return ok, dead, skipped
 
 
+def sort_outcomes(
+    records: Iterable[RawRecord], outcomes: Iterable[T | Discard | Exception], now: datetime
+) -> DecodeResult[T]:
+    """What :func:`decode_each` returns, from a batch decoder's outcome per record
+    (a decoded value, a discard, or the error the record raised)."""
+    ok: list[tuple[RawRecord, T]] = []
+    dead: list[tuple[RawRecord, DeadLetter]] = []
+    skipped: list[tuple[RawRecord, str]] = []
+    for record, res in zip(records, outcomes, strict=True):
+        if isinstance(res, Exception):
+            dead.append((record, dead_letter_for(record, res, now)))
+        elif isinstance(res, Discard):
+            skipped.append((record, res.reason))
+        else:
+            ok.append((record, res))
+    return ok, dead, skipped
+
+
 Attempt = Callable[[Sequence[RawRecord]], Awaitable[None]]
 GiveUp = Callable[[RawRecord, BaseException], Awaitable[None]]
 

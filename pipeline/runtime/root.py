@@ -110,7 +110,7 @@ class Runtime:
             priority=self.priority,
         )
         self.ts_store = TimeseriesStore(
-            self.db, s.kafka.bulk_group, look_every=s.bulk.yield_every_rows, gate=gate.wait
+            self.db, s.kafka.bulk_group, look_every=s.bulk.yield_every_rows, gate=gate
         )
         self.live = LiveState(self.redis, interval_s=s.gps.publish_interval_s)
         self.bulk = BulkIngestor(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from operator import xor
@@ -10,10 +11,19 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipeline.decoders.envelope import iso_utc
-from pipeline.decoders.gps.decoder import decode_gps
-from pipeline.errors import InputError
+from pipeline.decoders.envelope import check_no_nul, iso_utc, parse_timestamp
+from pipeline.decoders.gps.decoder import decode_gps, decode_gps_batch
+from pipeline.decoders.gps.fields import (
+    Context,
+    check_position,
+    checked_accuracy,
+    checked_heading,
+    checked_speed,
+)
+from pipeline.errors import InputError, ValidationError
 from pipeline.settings import GpsSettings
 from pipeline.stages.plausibility import AcceptedFix, PlausibilityTracker, ResourceInfo, resolve_ref
 from schemas.canonical import LocationFix
@@ -30,13 +40,29 @@ def raw(value: bytes | None, *, key: bytes | None = b"ENG-7", at: datetime = NOW
 
 
 def decode(payload: Any, *, now: datetime = NOW, **kw: Any) -> list[LocationFix] | Discard:
+    """decode_gps of the payload; the batch decoder must agree on every record."""
     if isinstance(payload, bytes):
         value = payload
     elif isinstance(payload, str):
         value = payload.encode()
     else:
         value = json.dumps(payload).encode()
-    return decode_gps(raw(value, **kw), SETTINGS, now)
+    record = raw(value, **kw)
+    (batched,) = decode_gps_batch([record], SETTINGS, now)
+    try:
+        single = decode_gps(record, SETTINGS, now)
+    except InputError as exc:
+        error = exc
+    else:
+        assert batched == single
+        return single
+    assert isinstance(batched, InputError)
+    assert (type(batched), batched.error_code, str(batched)) == (
+        type(error),
+        error.error_code,
+        str(error),
+    )
+    raise error
 
 
 def fixes(payload: Any, **kw: Any) -> list[LocationFix]:
@@ -598,3 +624,131 @@ def test_repeated_sentence_for_the_same_time_adds_nothing() -> None:
     assert f.lat == pytest.approx(60 + 11.2345 / 60, abs=1e-9)
     assert f.speed == pytest.approx(12.192, abs=1e-9)
     assert f.metadata["satellites"] == 9
+
+
+# --- the per-fix fast path against the field rules ------------------------------
+
+
+def _number(obj: dict[str, Any], field: str, what: str) -> float | None:
+    value = obj.get(field)
+    if value is None:
+        return None
+    if type(value) is not int and type(value) is not float:
+        raise ValidationError("invalid_value", f"{what}.{field}: expected a number")
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _by_the_rules(obj: dict[str, Any], ctx: Context) -> LocationFix:
+    """One AVL fix, each field through its rule in turn (docs/formats.md 6.1, 6.3)."""
+    what = "fix"
+    lat, lon = _number(obj, "lat", what), _number(obj, "lon", what)
+    if lat is None or lon is None:
+        raise ValidationError("missing_field", f"{what}: lat and lon are required")
+    check_position(lat, lon, what)
+    if obj.get("time") is None or obj["time"] == "":
+        raise ValidationError("missing_field", f"{what}.time is required")
+    when = ctx.in_window(parse_timestamp(obj["time"], f"{what}.time"), what)
+    flags: list[str] = []
+    speed = checked_speed(_number(obj, "speed", what), flags)
+    heading = checked_heading(_number(obj, "heading", what), flags)
+    accuracy = checked_accuracy(_number(obj, "accuracy", what), flags)
+    altitude = _number(obj, "altitude", what)
+    if altitude is not None and not math.isfinite(altitude):
+        altitude, _ = None, flags.append("bad_altitude")
+    if accuracy is not None and accuracy > SETTINGS.max_accuracy_m:
+        flags.append("low_accuracy")
+    metadata: dict[str, Any] = {"format": "avl"}
+    if altitude is not None:
+        metadata["altitude_m"] = altitude
+    metadata["received_at"] = ctx.received_at
+    return LocationFix(when, "ENG-7", lat, lon, speed, heading, accuracy, "gps", metadata, flags)
+
+
+#: values at the edges of the field rules, and of the types JSON can carry
+_EDGES = [
+    ..., None, True, False, 0, -1, 5, 150, 151, 360, 361, 10**400, 0.0, -0.0, -1e-9, 1e-5,
+    89.99, 90.0, 150.0, 150.001, 359.9, 360.0, 360.5, 1e308, "", "5", [], {},
+]  # fmt: skip
+_ANY_VALUE = (
+    st.sampled_from(_EDGES)
+    | st.integers(min_value=-1000, max_value=1000)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=3)
+)
+_TIMES = (
+    st.sampled_from(
+        [
+            "2025-03-14T10:19:50Z",
+            "2025-03-14T10:19:50.25+00:00",
+            "2025-03-14T12:19:50+02:00",
+            "2025-03-14T10:19:50",
+            " 2025-03-14T10:19:50Z ",
+            "2025-03-14T10:19:50-00:00",
+            "2024-03-14T10:19:50Z",
+            "yesterday",
+            "",
+            1741947590,
+            1741947590123,
+        ]
+    )
+    | _ANY_VALUE
+)
+
+
+def _both_ways(payload: dict[str, Any]) -> None:
+    text = json.dumps(payload)
+    ctx = Context(raw(text.encode()), SETTINGS, NOW)
+    try:
+        if "\\u0000" in text:
+            check_no_nul(payload)  # the message-wide rule comes first
+        expected: Any = _by_the_rules(payload, ctx)
+    except InputError as exc:
+        expected = (type(exc), exc.error_code, str(exc))
+    try:
+        got: Any = fix(payload)
+    except InputError as exc:
+        got = (type(exc), exc.error_code, str(exc))
+    assert got == expected
+    if isinstance(got, LocationFix):
+        assert got.time.tzinfo is UTC
+
+
+@pytest.mark.parametrize("field", ["speed", "heading", "accuracy", "altitude", "lat", "lon"])
+@pytest.mark.parametrize("value", _EDGES, ids=repr)
+def test_each_edge_value_takes_the_field_rules(field: str, value: Any) -> None:
+    _both_ways(avl(**{field: value}))
+
+
+@settings(max_examples=400, deadline=None)
+@given(speed=_ANY_VALUE, heading=_ANY_VALUE, accuracy=_ANY_VALUE, altitude=_ANY_VALUE)
+def test_the_fast_path_of_a_fix_follows_the_field_rules(**fields: Any) -> None:
+    _both_ways(avl(**fields))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    lat=st.floats(min_value=59.0, max_value=61.0) | _ANY_VALUE,
+    lon=st.floats(min_value=24.0, max_value=26.0) | _ANY_VALUE,
+    time=_TIMES,
+)
+def test_the_fast_path_of_position_and_time_follows_the_field_rules(**fields: Any) -> None:
+    _both_ways(avl(**fields))
+
+
+VOID_GGA = "GPGGA,101950.00,,,,,0,00,,,,,,,"
+
+
+def test_a_batch_keeps_order_and_returns_errors_as_values() -> None:
+    good = raw(json.dumps(avl()).encode())
+    records = [good, raw(b"{not json"), raw(None), raw(nmea(VOID_GGA).encode()), good]
+    out = decode_gps_batch(records, SETTINGS, NOW)
+    assert [type(o).__name__ for o in out] == ["list", "DecodeError", "Discard", "Discard", "list"]
+    assert out[0] == out[4] == decode_gps(good, SETTINGS, NOW)
+
+
+@pytest.mark.parametrize("epoch", [10**18, -(10**30), 10**400])
+def test_an_epoch_beyond_any_float_is_out_of_range(epoch: int) -> None:
+    assert fails(avl(time=epoch)) == ("validate", "value_out_of_range")

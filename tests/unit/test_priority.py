@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import threading
 import time
 from collections.abc import Iterator
 
@@ -128,3 +129,33 @@ async def test_an_alert_storm_takes_at_most_its_share_of_each_second(
     # share it would wait its 30 s)
     await asyncio.wait_for(gate.wait(), 1)
     assert flag.held_since_ns() != 0
+
+
+def test_the_blocking_look_sleeps_until_the_alerts_are_done(flag: PriorityFlag) -> None:
+    # the alert path is another process; a thread stands in for it here
+    other = PriorityFlag.for_role(True, os.dup(flag.fd))
+    assert other is not None
+    gate = Yielder(other, max_wait_s=30, poll_s=0.001)
+    flag.hold()
+    release = threading.Timer(0.05, flag.release)
+    started = time.monotonic()
+    release.start()
+    try:
+        gate.wait_blocking()
+    finally:
+        release.join()
+        other.close()
+    assert time.monotonic() - started >= 0.05
+    assert flag.held_since_ns() == 0
+
+
+def test_the_blocking_look_has_the_same_bounds(flag: PriorityFlag) -> None:
+    gate = Yielder(flag, max_wait_s=30, max_share=0.02, poll_s=0.001)
+    flag.hold()
+    started = time.monotonic()
+    gate.wait_blocking()  # without the share this would sleep 30 s
+    assert 0.02 <= time.monotonic() - started < 5
+    gate.wait_blocking()  # this second's share is used up
+    assert time.monotonic() - started < 5
+    assert flag.held_since_ns() != 0
+    Yielder(None).wait_blocking()

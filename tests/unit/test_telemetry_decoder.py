@@ -6,6 +6,7 @@ import json
 import math
 import unicodedata
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -205,6 +206,9 @@ def _fast(text: str) -> tuple[str, Any]:
         '[{"a":1},{"a":1,"a":1}]',
         '{"a" : 1 , "a" : 2}',
         '{"a":"x:y","b":":"}',
+        '{"a" :1, "a" :2, "x":":"}',
+        '{"a"\n:1,\t"b"\r: " :"}',
+        '[{"a" : 1}, {"b":2 , "b" :3}]',
         '{"a":"\\u003a","a":1}',
         '{"a":"\\"","b":1}',
         "[" * 32 + "]" * 32,
@@ -254,10 +258,31 @@ def _render(value: Any) -> str:
     return json.dumps(value)
 
 
+def _spaced(value: Any, gaps: Callable[[], str]) -> str:
+    """Like ``_render``, with JSON whitespace drawn around every colon and comma."""
+    if isinstance(value, list) and value and all(isinstance(p, tuple) for p in value):
+        members = (json.dumps(k) + gaps() + ":" + gaps() + _spaced(v, gaps) for k, v in value)
+        return "{" + gaps() + ("," + gaps()).join(members) + gaps() + "}"
+    if isinstance(value, list):
+        return "[" + gaps() + ("," + gaps()).join(_spaced(v, gaps) for v in value) + "]"
+    return json.dumps(value)
+
+
 @settings(max_examples=400, deadline=None)
 @given(_json_values)
 def test_fast_json_matches_strict_parser_on_generated_text(value: Any) -> None:
     text = _render(value)
+    fast, strict = _fast(text), _strict(text)
+    assert fast[0] == strict[0]
+    if fast[0] == "ok":
+        assert json.dumps(fast[1]) == json.dumps(strict[1])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values, st.data())
+def test_fast_json_matches_strict_parser_with_whitespace(value: Any, data: st.DataObject) -> None:
+    gap = st.text(alphabet=st.sampled_from(" \t\n\r"), max_size=2)
+    text = _spaced(value, lambda: data.draw(gap))
     fast, strict = _fast(text), _strict(text)
     assert fast[0] == strict[0]
     if fast[0] == "ok":

@@ -10,15 +10,17 @@ Resource resolution and the checks against earlier fixes are in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pipeline.decoders import json_fast
 from pipeline.decoders.envelope import (
     DEFAULT_MAX_MESSAGE_BYTES,
     envelope,
     to_text,
 )
-from pipeline.decoders.gps.avl import avl_fixes
+from pipeline.decoders.gps.avl import avl_fix, avl_fixes
 from pipeline.decoders.gps.fields import Context, check_position, checked_heading, checked_speed
 from pipeline.decoders.gps.nmea import parse_nmea
 from pipeline.errors import DecodeError, ValidationError
@@ -58,10 +60,47 @@ def decode_gps(
     head = text.lstrip()[:1]
     ctx = Context(record, settings, now)
     if head in ("{", "["):
-        return avl_fixes(text, ctx)
+        return avl_fixes(text, ctx, value)
     if head == "$":
         return _nmea(text, ctx)
     raise DecodeError("unknown_format", "neither JSON AVL nor NMEA 0183")
+
+
+def decode_gps_batch(
+    records: Sequence[RawRecord],
+    settings: GpsSettings,
+    now: datetime,
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> list[list[LocationFix] | Discard | Exception]:
+    """:func:`decode_gps` of each record, as a value: its fixes, a discard, or
+    the error it raised.
+
+    The usual message, one JSON AVL object, is decoded here without the layers
+    of the general path; every other message goes through :func:`decode_gps`.
+    Both give the same fixes and the same errors.
+    """
+    out: list[list[LocationFix] | Discard | Exception] = []
+    append = out.append
+    for record in records:
+        value = record.value
+        try:
+            # a leading "{" rules out a BOM, whitespace, NMEA and an empty value
+            if value is None or len(value) > max_bytes or value[:1] != b"{":
+                append(decode_gps(record, settings, now, max_bytes))
+                continue
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                append(decode_gps(record, settings, now, max_bytes))  # raises not_utf8
+                continue
+            obj = json_fast.loads(text, value)
+            if type(obj) is not dict or "\\u0000" in text:
+                append(avl_fixes(text, Context(record, settings, now), value))
+                continue
+            append([avl_fix(obj, Context(record, settings, now), "fix")])
+        except Exception as exc:
+            append(exc)
+    return out
 
 
 def _nmea(text: str, ctx: Context) -> list[LocationFix] | Discard:

@@ -7,6 +7,7 @@ atomic: one bad record sends the whole message to the dead-letter topic.
 from __future__ import annotations
 
 from datetime import datetime
+from math import isfinite
 from typing import Any, Final
 
 from pipeline.decoders import json_fast
@@ -43,6 +44,8 @@ from schemas.telemetry import (
 )
 
 _ONLY_OBJECTS: Final = {dict}
+#: a NamedTuple built as a plain tuple: the same row without the Python-level constructor
+_row: Final = tuple.__new__
 
 
 def decode_telemetry(
@@ -60,7 +63,7 @@ def decode_telemetry(
     if isinstance(value, Discard):
         return value
     raw = to_text(value)
-    obj = json_fast.loads(raw)
+    obj = json_fast.loads(raw, value)
 
     pack: list[dict[str, Any]]
     if type(obj) is dict:
@@ -125,8 +128,14 @@ def _simple_row(
 ) -> TelemetryRow:
     """One measurement of the simple format (docs/formats.md 5.2)."""
     what = "message" if index is None else f"record {index}"
-    ref = required_text(obj, "device_id", MAX_DEVICE_ID, what)
-    device_type = required_text(obj, "device_type", MAX_DEVICE_TYPE, what)
+    # a text field that is a non-empty string within its limit (the usual case)
+    # is taken as it is; required_text explains what is wrong with any other
+    ref = obj.get("device_id")
+    if type(ref) is not str or not ref or len(ref) > MAX_DEVICE_ID:
+        ref = required_text(obj, "device_id", MAX_DEVICE_ID, what)
+    device_type = obj.get("device_type")
+    if type(device_type) is not str or not device_type or len(device_type) > MAX_DEVICE_TYPE:
+        device_type = required_text(obj, "device_type", MAX_DEVICE_TYPE, what)
     raw_time = obj.get("time")
     if raw_time is None or raw_time == "":
         raise ValidationError("missing_field", f"{what}.time is required")
@@ -136,7 +145,9 @@ def _simple_row(
         at = ctx.check_window(parse_timestamp(raw_time, f"{what}.time"), what)
         if type(raw_time) is str:
             times[raw_time] = at
-    metric = required_text(obj, "metric", MAX_METRIC_NAME, what)
+    metric = obj.get("metric")
+    if type(metric) is not str or not metric or len(metric) > MAX_METRIC_NAME:
+        metric = required_text(obj, "metric", MAX_METRIC_NAME, what)
     if not valid_name(metric):
         raise ValidationError(
             "invalid_value", f"{what}.metric: {metric[:60]!r} is not a valid name"
@@ -152,6 +163,8 @@ def _simple_row(
     if type(raw_value) is bool:
         metric_value = 1.0 if raw_value else 0.0
         kind = "bool"
+    elif type(raw_value) is float and isfinite(raw_value):
+        metric_value = raw_value
     elif raw_value is not None:
         metric_value = number(raw_value, what, ".value")
     elif raw_text is not None:
@@ -180,4 +193,6 @@ def _simple_row(
     if device_ref is not None:
         meta["device_ref"] = device_ref
     meta["received_at"] = ctx.received_at
-    return TelemetryRow(at, uid, device_type, metric, metric_value, metric_text, point, meta)
+    return _row(
+        TelemetryRow, (at, uid, device_type, metric, metric_value, metric_text, point, meta)
+    )

@@ -1,10 +1,12 @@
 """Batched, idempotent writes of telemetry and location fixes.
 
 The common case, a batch of keys never seen before, is one binary COPY into
-the table: the same cost as a raw COPY. Before the COPY, and every ``look_every``
-rows within it, the store awaits its gate, where the volume path gives way to
-alerts in hand (pipeline.priority); the COPY stays one statement, so giving
-way costs no round trips. When a key repeats (a replay, a retransmit, two
+the table: the same cost as a raw COPY. Before the COPY the store awaits its
+gate, where the volume path gives way to alerts in hand (pipeline.priority),
+and every ``look_every`` rows within it the gate is asked again, blocking: the
+rows reach the driver as a plain iterator, since an asynchronous one costs
+about 0.1 µs more per row. The COPY stays one statement, so giving way costs
+no round trips. When a key repeats (a replay, a retransmit, two
 messages with the same point) the COPY fails on the unique key; its savepoint
 is rolled back and the batch goes through a staging table and ``INSERT ... ON
 CONFLICT DO NOTHING`` instead, so the first write wins and nothing is stored
@@ -14,11 +16,11 @@ twice. Offsets advance in the same transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Any, Final, cast
+from typing import Any, Final, Protocol, cast
 from uuid import UUID
 
 import asyncpg
@@ -66,12 +68,26 @@ class WriteResult:
     keys: set[tuple[Any, ...]] | None
 
 
-async def _no_gate() -> None:
-    return None
+class Gate(Protocol):
+    """Where the volume path gives way (pipeline.priority.Yielder)."""
+
+    async def wait(self) -> None:
+        """Return when the volume path may go on."""
+
+    def wait_blocking(self) -> None:
+        """The same, for code that cannot await."""
+
+
+class _Open:
+    async def wait(self) -> None:
+        return None
+
+    def wait_blocking(self) -> None:
+        return None
 
 
 class TimeseriesStore:
-    """``gate`` is awaited before each COPY and every ``look_every`` rows in it."""
+    """``gate`` is awaited before each COPY and asked every ``look_every`` rows in it."""
 
     def __init__(
         self,
@@ -79,13 +95,13 @@ class TimeseriesStore:
         group_id: str,
         *,
         look_every: int = 1000,
-        gate: Callable[[], Awaitable[None]] = _no_gate,
+        gate: Gate | None = None,
     ) -> None:
         self._db = db
         self._group = group_id
         self._partitions = PartitionCache()
         self._every = look_every
-        self._gate = gate
+        self._gate: Gate = _Open() if gate is None else gate
 
     async def load_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
         return await load_offsets(self._db, self._group, topics)
@@ -155,14 +171,14 @@ class TimeseriesStore:
             metrics.ROWS_DUPLICATE.labels(table).inc(len(rows) - result.inserted)
         return result
 
-    async def _paced(self, rows: Sequence[tuple[object, ...]]) -> AsyncIterator[tuple[object, ...]]:
-        """The rows, awaiting the gate every ``look_every`` of them."""
+    def _paced(self, rows: Sequence[tuple[object, ...]]) -> Iterator[tuple[object, ...]]:
+        """The rows, asking the gate every ``look_every`` of them."""
         every = self._every
+        pause = self._gate.wait_blocking
         for start in range(0, len(rows), every):
             if start:
-                await self._gate()
-            for row in rows[start : start + every]:
-                yield row
+                pause()
+            yield from rows[start : start + every]
 
     async def _copy_idempotent(
         self,
@@ -172,7 +188,7 @@ class TimeseriesStore:
         rows: Sequence[tuple[object, ...]],
     ) -> WriteResult:
         cols = list(columns)
-        await self._gate()
+        await self._gate.wait()
         records = rows if len(rows) <= self._every else self._paced(rows)
         try:
             async with conn.transaction():
