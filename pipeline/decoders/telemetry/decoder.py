@@ -87,7 +87,7 @@ def decode_telemetry(
         rows, duplicates = _simple_rows(pack, ctx)
     else:
         rows, duplicates = senml_rows(pack, ctx, _header_device_type(record))
-    return StoreTelemetry(rows=tuple(rows), duplicates_in_message=duplicates)
+    return StoreTelemetry(tuple(rows), duplicates)
 
 
 def _header_device_type(record: RawRecord) -> str:
