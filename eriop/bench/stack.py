@@ -74,14 +74,8 @@ class Databases:
             await conn.close()
 
     async def drop_all(self) -> None:
-        conn = await asyncpg.connect(self.admin)
-        try:
-            # clones first: a template cannot be dropped while copies are made from it
-            for name in reversed(self._made):
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-        self._made.clear()
+        # clones first: a template cannot be dropped while copies are made from it
+        await self.drop(*(self.dsn(name) for name in reversed(self._made)))
 
     async def checkpoint(self) -> None:
         """Flush dirty pages now, so no checkpoint lands inside a timed section."""
