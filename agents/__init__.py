@@ -1,1 +1,1 @@
-"""The Faust application and its thin adapters onto :mod:`pipeline`."""
+"""The worker process and its alert agent: thin adapters onto :mod:`pipeline`."""

@@ -1,7 +1,7 @@
 """``eriop``: the command line of ERIOP ingest.
 
 Subcommands import what they need when they run, so ``eriop --help`` and the
-small tools start fast and ``pipeline`` itself never imports Faust.
+small tools start fast without the worker's clients.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
     front doors (sources/)            Kafka topics          the worker
     DC-09 panels ─► sources.dc09 ─┐
-    Axis MQTT   ─► sources.mqtt ──┼─► alerts.* ─► sources.kafka_batch / agents (Faust)
+    Axis MQTT   ─► sources.mqtt ──┼─► alerts.* ─► sources.kafka_batch (agents: alerts)
     CAP feeds   ─► sources.cap_feed┘  telemetry.raw, gps.raw      │
                                                                   ▼
       decoders/<family>  bytes ─► validated, normalised intents (pure)
@@ -35,7 +35,7 @@ Where to put a new ...
 
 The layers only import downwards (runtime > flows > stages > sinks, sources,
 store > clients > decoders > errors, settings, metrics, retry), nothing here
-imports Faust, ``agents`` or the ``eriop`` command line, and the I/O libraries
+imports ``agents`` or the ``eriop`` command line, and the I/O libraries
 are imported only by the adapters (clients, sources, sinks, store, runtime):
 import-linter checks all of it (``pyproject.toml``).
 """

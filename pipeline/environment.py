@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import logging
 import re
 import types
 import typing
@@ -44,6 +45,14 @@ TOOL_VARIABLES: Final = frozenset(
         "ERIOP_IMAGE",
     }
 )
+#: settings that no longer exist, with why: named in a warning, never refused,
+#: so an upgrade does not stop a worker whose environment still sets one
+RETIRED: Final = {
+    "ERIOP_BATCH__ALERT_LINGER_MS": (
+        "the alert agent hands each fetch over as it arrives; a batch forms from "
+        "what arrives while the one before is handled"
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,9 +172,9 @@ def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]
     out: list[tuple[str, str | None]] = []
     for raw in environ:
         upper = raw.upper()
-        if not upper.startswith(PREFIX) or upper in names or upper in TOOL_VARIABLES:
+        if not upper.startswith(PREFIX) or upper in names:
             continue
-        if upper.startswith(open_prefixes):
+        if upper in TOOL_VARIABLES or upper in RETIRED or upper.startswith(open_prefixes):
             continue
         close = difflib.get_close_matches(upper, sorted(names), n=1, cutoff=0.6)
         out.append((raw, close[0] if close else None))
@@ -182,6 +191,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     import os
 
     env = os.environ if environ is None else environ
+    for name in sorted(n for n in env if n.upper() in RETIRED):
+        logging.getLogger(__name__).warning(
+            "%s is no longer a setting and is ignored: %s", name, RETIRED[name.upper()]
+        )
+        os.environ.pop(name, None)  # the settings model reads the environment itself
     unknown = unknown_variables(env)
     if unknown:
         lines = [

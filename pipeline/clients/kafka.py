@@ -14,6 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, UnknownError
+from aiokafka.protocol.group import LeaveGroupRequest
 
 from pipeline.errors import BrokerUnavailable, ConfigError
 from pipeline.settings import KafkaSettings, Settings
@@ -139,3 +140,37 @@ async def ensure_topics(settings: Settings, topics: Iterable[str] = ALL_TOPICS) 
         raise BrokerUnavailable(f"Kafka at {settings.kafka_bootstrap} unreachable: {exc}") from exc
     finally:
         await admin.close()
+
+
+async def leave_group(consumer: AIOKafkaConsumer) -> None:
+    """Leave the consumer's group before it stops, also from a first generation numbered 0.
+
+    aiokafka leaves a group only from generation 1 on, which is where Apache Kafka
+    starts. The embedded broker numbers the first generation 0, so a member that
+    stopped in it would hold its partitions until its session timed out, and its
+    successor would wait that long for them. Static members never leave, as in
+    aiokafka: a successor takes their place.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    if coordinator is None or coordinator.generation != 0 or not coordinator.member_id:
+        return
+    if getattr(coordinator, "_group_instance_id", None) is not None:
+        return
+    try:
+        await coordinator._send_req(LeaveGroupRequest(coordinator.group_id, coordinator.member_id))
+    except KafkaError as exc:
+        log.info("leaving %s failed (its session will time out): %s", coordinator.group_id, exc)
+
+
+def fetch_wait(consumer: AIOKafkaConsumer) -> int:
+    """How long the started consumer's fetches may wait at the broker, in ms."""
+    return int(consumer._fetcher._fetch_max_wait_ms)
+
+
+def set_fetch_wait(consumer: AIOKafkaConsumer, wait_ms: int) -> None:
+    """Change how long the consumer's next fetches may wait at the broker for data.
+
+    aiokafka reads it from its fetcher for every fetch request it builds; a
+    started consumer has one.
+    """
+    consumer._fetcher._fetch_max_wait_ms = wait_ms

@@ -21,10 +21,9 @@ import sys
 
 from pipeline.clients.postgres import driver_uuid
 from pipeline.decoders.telemetry.fields import use_uuid_form
-from pipeline.errors import EriopError
 from pipeline.runtime import logs
 from pipeline.runtime.root import Runtime
-from pipeline.runtime.startup import settle_gc
+from pipeline.runtime.serve import serve
 from pipeline.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
@@ -50,31 +49,13 @@ def run_bulk(settings: Settings) -> int:
 
 
 async def _serve(settings: Settings) -> int:
-    def say(msg: str) -> None:
-        print(f"eriop worker (bulk): {msg}", file=sys.stderr, flush=True)
-
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     runtime = Runtime(settings, role="bulk", status=("127.0.0.1", settings.bulk.port))
-    connecting = asyncio.create_task(runtime.connect(deadline_s=None, say=say))
-    stopped = asyncio.create_task(stop.wait())
-    await asyncio.wait({connecting, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    if not connecting.done():
-        connecting.cancel()
-        return 0
-    try:
-        connecting.result()
-    except EriopError as exc:
-        say(f"cannot start: {exc.reason}")
-        return exc.exit_code
-    await runtime.start()
-    settle_gc()
-    say(f"consuming telemetry and GPS (pid {os.getpid()})")
-    try:
-        await stopped
-    finally:
-        await runtime.close(settings.shutdown_timeout_s)
-    return 0
+    return await serve(
+        runtime,
+        name="eriop worker (bulk)",
+        wait_s=None,
+        ready=lambda: f"consuming telemetry and GPS (pid {os.getpid()})",
+    )
 
 
 def main() -> int:

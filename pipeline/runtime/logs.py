@@ -1,4 +1,4 @@
-"""One logging setup for every ERIOP process (Faust's loggers included).
+"""One logging setup for every ERIOP process (its libraries' loggers included).
 
 ``text`` is a line per record for people; ``json`` is one JSON object per
 line for log collectors, with whatever context a record carries (``topic``,

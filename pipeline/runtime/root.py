@@ -1,7 +1,7 @@
 """Composition root: builds the running graph from settings.
 
 Everything that owns a connection is created here, started in dependency
-order, and closed in reverse with a bounded budget. The Faust app (agents/)
+order, and closed in reverse with a bounded budget. The alert agent (agents/)
 only feeds records into :attr:`Runtime.alerts`; the bulk consumer is owned here,
 or, in the worker, the child processes that run it (:mod:`pipeline.runtime.bulk`).
 """
@@ -140,12 +140,11 @@ class Runtime:
             ]
         else:
             self.bulk_consumer = BatchConsumer(
-                # a batch may wait linger_ms to fill anyway; polling an idle
-                # broker more often than that only burns CPU on both sides
+                # a batch may wait linger_ms to fill anyway (Settings.idle_fetch_wait_ms)
                 make_consumer(
                     s,
                     s.kafka.bulk_group,
-                    fetch_max_wait_ms=max(s.effective_fetch_wait_ms, s.batch.linger_ms),
+                    fetch_max_wait_ms=s.idle_fetch_wait_ms,
                     group_instance_id=s.bulk.instance_id or None,
                 ),
                 BULK_TOPICS,

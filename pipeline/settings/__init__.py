@@ -105,6 +105,12 @@ class Settings(BaseSettings):
             return self.kafka.fetch_max_wait_ms
         return 5 if self.embedded_broker else 500
 
+    @property
+    def idle_fetch_wait_ms(self) -> int:
+        """The fetch wait of a consumer with nothing to do: polling an idle broker more
+        often than a batch lingers only burns CPU on both sides."""
+        return max(self.effective_fetch_wait_ms, self.batch.linger_ms)
+
     batch: BatchSettings = BatchSettings()
     bulk: BulkSettings = BulkSettings()
     alarm: AlarmSettings = AlarmSettings()

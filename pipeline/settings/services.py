@@ -48,8 +48,6 @@ class BatchSettings(_Frozen):
     gps_max_records: int = 2000
     #: most alert records in one batch
     alerts_max_records: int = 200
-    #: how long the alert agent waits to fill a batch, in ms (adds to latency)
-    alert_linger_ms: int = 2
     #: how long a batch may wait to fill, in ms
     linger_ms: int = 50
 

@@ -1,7 +1,7 @@
 """Seek to the positions stored in PostgreSQL when partitions are assigned.
 
-Durability does not rest on Kafka commits: every consumer (the Faust alert
-agent and the telemetry/GPS batch consumers) keeps its positions in
+Durability does not rest on Kafka commits: every consumer (the alert
+agent's and the telemetry/GPS batch consumers) keeps its positions in
 ``ingest_offsets``, written in the same transaction as the rows, and on every
 assignment seeks to them with this one function.
 """
@@ -32,7 +32,7 @@ async def seek_to_stored(
 ) -> int:
     """Seek each assigned partition that has a stored position; returns how many.
 
-    ``seek`` may be a plain or an async function (aiokafka's is plain, Faust's async).
+    ``seek`` may be a plain or an async function.
     """
     mine = list(assigned)
     if not mine:

@@ -2,10 +2,11 @@
 
 Alerts (with duplicate deliveries and backup-path copies) and telemetry stream
 in at a steady rate. Meanwhile a second worker joins both consumer groups, takes
-over part of the partitions and consumes, then stops with SIGTERM (it leaves
-the groups and its partitions go back to the first worker); a third joins,
-consumes and is SIGKILLed (it never leaves: its partitions stay with a dead
-member until the session timeout evicts it). Each worker that took part must
+over part of the partitions and consumes, then stops with SIGTERM (its
+partitions go back to the first worker: the alert group's at once, as it
+leaves; the volume group's once its static members' sessions time out); a
+third joins, consumes and is SIGKILLed (it never leaves: its partitions stay
+with a dead member until the session timeout evicts it). Each worker that took part must
 have consumed on both paths beside the first one, or the test proves nothing;
 traffic keeps arriving until after the last departure.
 
@@ -27,6 +28,7 @@ import pytest
 from eriop.dev.stack import Broker
 from eriop.workerproc import WorkerProcess
 from pipeline.clients.kafka import ALERT_TOPICS, BULK_TOPICS
+from pipeline.runtime.metrics_merge import metric_sum
 from tests.faults.conftest import (
     Ledger,
     Sizes,
@@ -44,6 +46,8 @@ from tests.faults.conftest import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(timeout_for(240))]
 
+#: partitions of every topic (the worker creates them with its default)
+PARTITIONS = 4
 #: traffic keeps arriving for at least this long, and until the last worker left
 TRAFFIC_S = 45.0
 #: traffic of one slice, produced evenly over SLICE_S seconds
@@ -94,6 +98,12 @@ async def test_workers_joining_and_leaving_mid_run_lose_and_duplicate_nothing(
         note(f"second worker stopped with SIGTERM (exit {code}, {took:.1f}s)")
         assert code == 0, joins.log()
         assert not uncovered(ledger, await snapshot(fresh_db), env)
+        await eventually(
+            lambda: _holds_every_partition(workers, first, env),
+            timeout=60,
+            what="the first worker holding every partition again",
+        )
+        note("first worker holds every partition again")
 
         dies = workers.start(env, "joins-then-dies")
         seen["joins-then-dies"] = await _join(workers, dies, first, note)
@@ -179,6 +189,20 @@ async def _join(
     )
     note("both consuming")
     return _consumed(await workers.accounting(new))
+
+
+async def _holds_every_partition(workers: Workers, w: WorkerProcess, env: dict[str, str]) -> bool:
+    """The departed worker's partitions went back to ``w``: of the alert group at once
+    (it left), of the volume group once its static members' sessions timed out."""
+    page = await workers.page(w)
+    groups = (
+        (env["ERIOP_KAFKA__ALERTS_GROUP"], len(ALERT_TOPICS)),
+        (env["ERIOP_KAFKA__BULK_GROUP"], len(BULK_TOPICS)),
+    )
+    return all(
+        metric_sum(page, "eriop_consumer_partitions_assigned", group=group) == topics * PARTITIONS
+        for group, topics in groups
+    )
 
 
 async def _consuming_both(workers: Workers, w: WorkerProcess) -> bool:

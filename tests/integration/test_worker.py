@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from eriop.dev.stack import Broker, free_port
 from eriop.traffic import Traffic
@@ -216,3 +217,29 @@ async def test_merged_counters_never_go_down_when_a_bulk_process_restarts(
     seen.append(consumed())
     assert all(b >= a for a, b in itertools.pairwise(seen)), seen
     assert seen[-1] >= before
+
+
+async def test_the_alert_groups_kafka_commits_reach_the_end_once_alerts_go_quiet(
+    broker: Broker, worker: WorkerProcess, group_env: dict[str, str]
+) -> None:
+    """Kafka commits are throttled on the alert path (lag monitoring only); what was
+    held back must still go out, or outside lag monitors would show a stuck group."""
+    worker.wait_healthy()
+    t = Traffic(seed=5, devices=3)
+    now = datetime.now(UTC)
+    sent = await produce(broker.bootstrap, [t.json_alert(now) for _ in range(30)])
+    group = group_env["ERIOP_KAFKA__ALERTS_GROUP"]
+    # a client of the group that never joins it: it only asks for the committed offsets
+    reader = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group)
+    await reader.start()
+    try:
+
+        async def committed() -> int | None:
+            offsets = [await reader.committed(TopicPartition("alerts.json", p)) for p in range(4)]
+            total = sum(o or 0 for o in offsets)
+            return total if total >= sent else None
+
+        total = await wait_until(committed, timeout=60, what="the alert group's Kafka commits")
+    finally:
+        await reader.stop()
+    assert total == sent

@@ -103,6 +103,23 @@ def test_a_bad_value_is_named_by_its_variable_and_never_echoed(
     assert "s3cret" not in err.value.reason
 
 
+def test_a_retired_setting_is_named_in_a_warning_and_does_not_stop_the_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("ERIOP_BATCH__ALERT_LINGER_MS", "2")
+    assert unknown_variables({"ERIOP_BATCH__ALERT_LINGER_MS": "2"}) == []
+    with caplog.at_level(logging.WARNING):
+        settings = load_settings()
+    assert settings.batch.alerts_max_records > 0
+    assert "ERIOP_BATCH__ALERT_LINGER_MS is no longer a setting" in caplog.text
+
+
+def test_fetch_wait_is_short_on_the_embedded_broker_only() -> None:
+    assert Settings(embedded_broker=True).effective_fetch_wait_ms <= 10
+    assert Settings(embedded_broker=False).effective_fetch_wait_ms == 500
+    assert Settings(kafka={"fetch_max_wait_ms": 50}).effective_fetch_wait_ms == 50
+
+
 def test_the_command_line_exits_78_on_a_typo() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "eriop.cli", "config"],
