@@ -195,7 +195,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         logging.getLogger(__name__).warning(
             "%s is no longer a setting and is ignored: %s", name, RETIRED[name.upper()]
         )
-        os.environ.pop(name, None)  # the settings model reads the environment itself
+        if environ is None:
+            os.environ.pop(name, None)  # the settings model reads the environment itself
     unknown = unknown_variables(env)
     if unknown:
         lines = [
