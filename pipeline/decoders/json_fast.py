@@ -52,12 +52,13 @@ def loads(text: str, data: bytes | None = None) -> Any:
     if _LONG_RUN in squeezed:
         return parse_json(text)
     keys = squeezed.count(_KEY_END)
+    t = type(obj)
+    # One flat object: every "{" and "[" in the text is accounted for. (A
+    # single-byte search is a memchr; a count walks the text byte by byte.)
+    if t is dict and squeezed.find(b"{", 1) == -1 and b"[" not in squeezed:
+        return obj if keys == len(obj) else parse_json(text)
     objects = squeezed.count(b"{")
     arrays = squeezed.count(b"[")
-    t = type(obj)
-    # One flat object: every "{" and "[" in the text is accounted for.
-    if t is dict and objects == 1 and arrays == 0:
-        return obj if keys == len(obj) else parse_json(text)
     # The usual telemetry pack, one array of flat objects: two levels, counted in C.
     if t is list and arrays == 1 and objects == len(obj) and set(map(type, obj)) == {dict}:
         return obj if keys == sum(map(len, obj)) else parse_json(text)

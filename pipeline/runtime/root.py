@@ -33,7 +33,7 @@ from pipeline.flows.bulk import BulkIngestor
 from pipeline.priority import PriorityFlag, Yielder
 from pipeline.runtime.http import StatusServer
 from pipeline.runtime.metrics_merge import merge_exposition
-from pipeline.runtime.startup import initialize_metrics, wait_for
+from pipeline.runtime.startup import collection_paused, initialize_metrics, wait_for
 from pipeline.runtime.supervisor import BulkChild, claim_member_slot
 from pipeline.settings import Settings
 from pipeline.sinks.kafka.dlq import DeadLetterPublisher
@@ -148,7 +148,7 @@ class Runtime:
                     group_instance_id=s.bulk.instance_id or None,
                 ),
                 BULK_TOPICS,
-                self.bulk.handle,
+                collection_paused(self.bulk.handle),
                 self.ts_store.load_offsets,
                 max_records=s.batch.telemetry_max_records,
                 linger_ms=s.batch.linger_ms,

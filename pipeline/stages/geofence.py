@@ -54,26 +54,38 @@ class GeofenceTracker:
         out: list[tuple[list[dict[str, Any]], frozenset[str]]] = []
         inside = self._inside
         for m, fences in zip(moves, holding, strict=True):
-            if not fences and not inside.get(m.resource_id):
-                # outside every fence before and after (most moves): no events
-                inside[m.resource_id] = _NOWHERE
-                out.append(([], _NOWHERE))
+            before = inside.get(m.resource_id)
+            if not fences:
+                if not before:
+                    # outside every fence before and after (most moves): no events
+                    inside[m.resource_id] = _NOWHERE
+                    out.append(([], _NOWHERE))
+                    continue
+                now_inside = _NOWHERE
             else:
-                out.append(self._transitions(m, {f.id: f for f in fences}))
+                now_inside = frozenset([f.id for f in fences])
+                if now_inside == before:
+                    # inside the same fences as before (most other moves)
+                    out.append(([], before))
+                    continue
+            out.append(self._transitions(m, fences, now_inside, before))
         return out
 
     def _transitions(
-        self, move: Move, fences: dict[str, Fence]
+        self,
+        move: Move,
+        fences: list[Fence],
+        now_inside: frozenset[str],
+        before: frozenset[str] | None,
     ) -> tuple[list[dict[str, Any]], frozenset[str]]:
         resource_id, lon, lat, when = move
-        now_inside = frozenset(fences)
-        before = self._inside.get(resource_id)
         self._inside[resource_id] = now_inside
-        if before is None or before == now_inside:
+        if before is None:
             return [], now_inside
+        by_id = {f.id: f for f in fences}
         events = []
         for fid in sorted(now_inside - before):
-            f = fences[fid]
+            f = by_id[fid]
             events.append(_event("enter", resource_id, fid, f.name, f.kind, lon, lat, when))
         for fid in sorted(before - now_inside):
             events.append(_event("leave", resource_id, fid, None, None, lon, lat, when))

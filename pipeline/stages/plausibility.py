@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
-from math import asin, cos, radians, sin, sqrt
+from math import asin, cos, floor, radians, sin, sqrt
 from typing import Any, Final, Protocol
 from uuid import UUID
 
@@ -83,6 +83,28 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = radians(lat1), radians(lat2)
     a = sin((p2 - p1) / 2) ** 2 + cos(p1) * cos(p2) * sin(radians(lon2 - lon1) / 2) ** 2
     return 2 * EARTH_RADIUS_M * asin(min(1.0, sqrt(a)))
+
+
+def round_mm(x: float) -> float:
+    """``round(x, 3)``, without its decimal conversion in the usual case.
+
+    ``round`` formats the exact binary value in decimal, which costs as much as
+    the rest of a fix's plausibility check. Away from a tie (the thousandths
+    fraction not within 1e-6 of one half) the nearest integer to ``x * 1000``
+    is the same whether the product is exact or rounded (its error is below
+    1e-6 while ``|x * 1000| < 2**32``), and ``n / 1000``, one correctly
+    rounded division, is the double nearest to the decimal ``n / 1000``: what
+    ``round`` returns. Ties, negative, large and non-finite values go to ``round``.
+    """
+    y = x * 1000.0
+    if 0.0 < y < 4e9:
+        n = floor(y)
+        frac = y - n
+        if not 0.499999 < frac < 0.500001:
+            return (n + 1 if frac > 0.5 else n) / 1000.0
+    elif y == 0.0:
+        return x  # either zero, sign kept, as round keeps it
+    return round(x, 3)
 
 
 def implied_speed(a: AcceptedFix, b: AcceptedFix) -> float | None:
@@ -165,7 +187,17 @@ class PlausibilityTracker:
     async def assess(self, fixes: Sequence[tuple[LocationFix, ResourceInfo]]) -> StoreLocations:
         """Rows for a batch of resolved fixes, in order, and which of them move their resource."""
         states = self._states
-        unknown = {info.id.int: info.id for _, info in fixes if info.id.int not in states}
+        # once per resource and batch, not per fix: its key and top speed (a
+        # fix's info is the resolver's one object per resource; its id's int
+        # is computed anew on every access)
+        known: dict[int, tuple[int, float]] = {}
+        unknown: dict[int, UUID] = {}
+        for _, info in fixes:
+            if id(info) not in known:
+                key = info.id.int
+                known[id(info)] = (key, self.v_max(info))
+                if key not in states:
+                    unknown[key] = info.id
         if unknown:
             loaded = await self._loader.load(list(unknown.values()))
             for key, rid in unknown.items():
@@ -174,13 +206,13 @@ class PlausibilityTracker:
         self._undo = undo
         rows: list[LocationRow] = []
         moves: list[bool] = []
-        v_max = self.v_max
+        assess_one = self._assess_one
         for fix, info in fixes:
-            key = info.id.int
+            key, v_max = known[id(info)]
             state = states[key]
             if key not in undo:
                 undo[key] = _State(state.last, list(state.rejected))
-            row, moved = self._assess_one(fix, info, state, v_max(info))
+            row, moved = assess_one(fix, info, state, v_max)
             rows.append(row)
             moves.append(moved)
         return StoreLocations(rows=tuple(rows), moves=tuple(moves))
@@ -212,7 +244,7 @@ class PlausibilityTracker:
             if speed is None:
                 flags.append("out_of_order")
             else:
-                metadata["implied_speed_mps"] = round(speed, 3)
+                metadata["implied_speed_mps"] = round_mm(speed)
                 if speed > v_max:
                     flags.append("teleport")
 

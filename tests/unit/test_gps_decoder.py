@@ -714,6 +714,10 @@ def _both_ways(payload: dict[str, Any]) -> None:
     assert got == expected
     if isinstance(got, LocationFix):
         assert got.time.tzinfo is UTC
+        # 5 == 5.0: equality alone would not tell an int that slipped through
+        for name in ("lat", "lon", "speed", "heading", "accuracy"):
+            value = getattr(got, name)
+            assert value is None or type(value) is float, (name, value)
 
 
 @pytest.mark.parametrize("field", ["speed", "heading", "accuracy", "altitude", "lat", "lon"])
@@ -747,6 +751,15 @@ def test_a_batch_keeps_order_and_returns_errors_as_values() -> None:
     out = decode_gps_batch(records, SETTINGS, NOW)
     assert [type(o).__name__ for o in out] == ["list", "DecodeError", "Discard", "Discard", "list"]
     assert out[0] == out[4] == decode_gps(good, SETTINGS, NOW)
+
+
+def test_each_record_of_a_batch_carries_its_own_receive_time() -> None:
+    times = [NOW - timedelta(seconds=3), NOW - timedelta(milliseconds=1500), NOW]
+    records = [raw(json.dumps(avl()).encode(), at=t) for t in times]
+    out = decode_gps_batch(records, SETTINGS, NOW)
+    assert out == [decode_gps(r, SETTINGS, NOW) for r in records]
+    received = [fixes[0].metadata["received_at"] for fixes in out]  # type: ignore[index]
+    assert received == [iso_utc(t) for t in times]
 
 
 @pytest.mark.parametrize("epoch", [10**18, -(10**30), 10**400])

@@ -9,6 +9,8 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import InputError
 from pipeline.settings import GpsSettings
@@ -19,6 +21,7 @@ from pipeline.stages.plausibility import (
     haversine_m,
     implied_speed,
     resolve_ref,
+    round_mm,
 )
 from schemas.canonical import LocationFix
 from schemas.intents import StoreLocations
@@ -101,6 +104,29 @@ def test_haversine_on_the_mean_sphere() -> None:
     assert haversine_m(LAT, LON, LAT, LON) == 0.0
     # Helsinki - Tallinn, about 80.5 km
     assert haversine_m(60.1699, 24.9384, 59.4370, 24.7536) == pytest.approx(82_000, rel=0.02)
+
+
+def _same_float(a: float, b: float) -> bool:
+    return (a == b and math.copysign(1.0, a) == math.copysign(1.0, b)) or (a != a and b != b)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.floats()
+    | st.floats(min_value=0, max_value=400)
+    | st.integers(min_value=0, max_value=10**7).map(lambda n: n / 2000)  # ties and near-ties
+    | st.integers(min_value=0, max_value=10**7).map(lambda n: (n + 0.5) / 1000)
+)
+def test_round_mm_is_round_to_three_places(x: float) -> None:
+    assert _same_float(round_mm(x), round(x, 3))
+
+
+_ROUND_EDGES = [0.0, -0.0, 2.675, 1.0005, 0.0005, 4e6 + 0.0005, 4.5e6, -1.2345, 5e-324, math.inf]
+
+
+@pytest.mark.parametrize("x", [*_ROUND_EDGES, math.nan])
+def test_round_mm_edges(x: float) -> None:
+    assert _same_float(round_mm(x), round(x, 3))
 
 
 def test_implied_speed_allows_for_both_accuracy_radii() -> None:

@@ -47,6 +47,9 @@ def avl_fixes(text: str, ctx: Context, data: bytes | None = None) -> list[Locati
     return [avl_fix(item, ctx, "fix" if single else f"fix {i}") for i, item in enumerate(items)]
 
 
+#: below this, an int converts to a float without overflow
+_EXACT_INT: Final = 2**53
+
 # A fleet's resource ids repeat from fix to fix: the verdict of the UUID
 # pattern is remembered, bounded like the telemetry device cache.
 _CACHE_LIMIT: Final = 100_000
@@ -129,15 +132,25 @@ def avl_fix(obj: dict[str, Any], ctx: Context, what: str) -> LocationFix:
         ctx.in_window(when, what)  # raises
 
     flags: list[str] = []
+    # many devices send whole numbers: a small int in range is taken as a float
     speed = get("speed")
     if speed is not None and not (type(speed) is float and 0.0 <= speed <= MAX_SPEED_MPS):
-        speed = checked_speed(_json_number(obj, "speed", what), flags)
+        if type(speed) is int and 0 <= speed <= MAX_SPEED_MPS:
+            speed = float(speed)
+        else:
+            speed = checked_speed(_json_number(obj, "speed", what), flags)
     heading = get("heading")
     if heading is not None and not (type(heading) is float and 0.0 <= heading < MAX_HEADING_DEG):
-        heading = checked_heading(_json_number(obj, "heading", what), flags)
+        if type(heading) is int and 0 <= heading < MAX_HEADING_DEG:
+            heading = float(heading)
+        else:
+            heading = checked_heading(_json_number(obj, "heading", what), flags)
     accuracy = get("accuracy")
     if accuracy is not None and not (type(accuracy) is float and 0.0 <= accuracy < math.inf):
-        accuracy = checked_accuracy(_json_number(obj, "accuracy", what), flags)
+        if type(accuracy) is int and 0 <= accuracy < _EXACT_INT:
+            accuracy = float(accuracy)
+        else:
+            accuracy = checked_accuracy(_json_number(obj, "accuracy", what), flags)
     altitude = get("altitude")
     if altitude is not None and type(altitude) is not float:
         altitude = _json_number(obj, "altitude", what)

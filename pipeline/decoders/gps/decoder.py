@@ -81,6 +81,8 @@ def decode_gps_batch(
     """
     out: list[list[LocationFix] | Discard | Exception] = []
     append = out.append
+    # one context for the batch's usual messages, moved on from record to record
+    shared: Context | None = None
     for record in records:
         value = record.value
         try:
@@ -94,10 +96,13 @@ def decode_gps_batch(
                 append(decode_gps(record, settings, now, max_bytes))  # raises not_utf8
                 continue
             obj = json_fast.loads(text, value)
-            if type(obj) is not dict or "\\u0000" in text:
+            # an escape may hide a NUL: the general path checks for one
+            if type(obj) is not dict or "\\" in text:
                 append(avl_fixes(text, Context(record, settings, now), value))
                 continue
-            append([avl_fix(obj, Context(record, settings, now), "fix")])
+            if shared is None:
+                shared = Context(record, settings, now)
+            append([avl_fix(obj, shared.at(record), "fix")])
         except Exception as exc:
             append(exc)
     return out

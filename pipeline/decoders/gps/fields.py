@@ -32,6 +32,12 @@ class Context:
         self.record = record
         self.received_at = received_at_iso(record.timestamp_ms)
 
+    def at(self, record: RawRecord) -> Context:
+        """This context, moved on to another record of the same batch."""
+        self.record = record
+        self.received_at = received_at_iso(record.timestamp_ms)
+        return self
+
     @property
     def kafka_time(self) -> datetime:
         return self.record.kafka_time
