@@ -29,12 +29,12 @@ def collection_paused(
     """``handle`` with automatic garbage collection paused while a batch is in hand.
 
     A volume batch holds about fifteen container objects per record until it
-    is stored; a young-generation collection in the middle of it walks every
-    one of them and frees none (reference counting frees them once the batch
-    is done). Paused, the collector runs between batches, as
-    :func:`settle_gc` set it, over what is left: about 1 µs of CPU per GPS fix
-    less (docs/benchmarks.md). Cyclic garbage made during a batch is collected
-    after it.
+    is stored; a young-generation collection in the middle of it walks tens of
+    thousands of them and frees none (reference counting frees them once the
+    batch is done). Those collections took about 1 µs of CPU per GPS fix
+    (docs/benchmarks.md). Paused, the collector runs between batches, as
+    :func:`settle_gc` set it, over what is left; cyclic garbage made during a
+    batch is collected then.
     """
 
     async def paused(batch: Sequence[T]) -> None:
