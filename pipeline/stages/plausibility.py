@@ -188,8 +188,7 @@ class PlausibilityTracker:
         """Rows for a batch of resolved fixes, in order, and which of them move their resource."""
         states = self._states
         # once per resource and batch, not per fix: its key and top speed (a
-        # fix's info is the resolver's one object per resource; its id's int
-        # is computed anew on every access)
+        # fix's info is the resolver's one object per resource)
         known: dict[int, tuple[int, float]] = {}
         unknown: dict[int, UUID] = {}
         for _, info in fixes:
