@@ -48,7 +48,8 @@ class MqttSettings(_Frozen):
     session_expiry_s: int = Field(default=86400, ge=0)
     #: MQTT keep-alive interval
     keepalive_s: int = Field(default=30, ge=5)
-    #: messages received but not yet acknowledged to the broker
+    #: messages taken from the broker and not yet acknowledged to it: the Receive
+    #: Maximum asked of the broker, and the bridge's own limit when a broker sends more
     max_in_flight: int = Field(default=100, ge=1)
     #: the bridge's /metrics, /livez, /readyz
     metrics_port: int = 9109

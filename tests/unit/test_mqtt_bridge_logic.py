@@ -117,3 +117,62 @@ async def test_empty_oversize_and_refused_are_acknowledged_not_forwarded() -> No
     conn = await run(kafka, items, until=4)
     assert conn.acked == [1, 2, 3, 4]
     assert kafka.produced == [b"axis/S4/event/x"]
+
+
+class HeldKafka:
+    """Every record waits for the test to answer it."""
+
+    def __init__(self) -> None:
+        self.sent: list[asyncio.Future[None]] = []
+        self.grew = asyncio.Event()
+
+    async def enqueue(
+        self, topic: str, key: bytes, value: bytes, headers: Headers = ()
+    ) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.sent.append(fut)
+        self.grew.set()
+        return fut
+
+    async def until_sent(self, n: int) -> None:
+        while len(self.sent) < n:
+            self.grew.clear()
+            await asyncio.wait_for(self.grew.wait(), 10)
+
+
+async def settle() -> None:
+    # every ready callback runs: the reader, the acknowledger and the fake
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_window_holds_even_when_the_broker_sends_more() -> None:
+    # Mosquitto 2.0.11 can send past the Receive Maximum; the bridge produces at
+    # most `window` messages whose PUBACK is still due, whatever arrives
+    kafka = HeldKafka()
+    conn = FakeConn(FakeKafka(), until=30)
+    bridge = Bridge(kafka, max_bytes=100, window=10, policy=FAST)
+    stop, done = asyncio.Event(), asyncio.Event()
+    items = [delivery(i) for i in range(1, 31)]
+    task = asyncio.create_task(bridge.serve(conn, feed(items, done), stop, drain_s=5))
+    await kafka.until_sent(10)
+    await settle()
+    assert len(kafka.sent) == 10
+    assert conn.acked == []
+
+    for fut in kafka.sent[:3]:
+        fut.set_result(None)
+    await kafka.until_sent(13)
+    await settle()
+    assert conn.acked == [1, 2, 3]
+    assert len(kafka.sent) == 13  # three acknowledged, three more taken
+
+    while len(conn.acked) < 30:
+        for fut in kafka.sent:
+            if not fut.done():
+                fut.set_result(None)
+        await settle()
+        assert len(kafka.sent) - len(conn.acked) <= 10
+    assert conn.acked == list(range(1, 31))
+    stop.set()
+    await task

@@ -12,6 +12,14 @@ What can be produced twice: a record Kafka acknowledged whose PUBACK did not
 reach the broker (the bridge died or the connection dropped in between) is
 delivered again and produced again. The worker stores it once: the Axis
 external id is built from the device's serial, topic, source and timestamp.
+
+How many: at most ``window`` (``ERIOP_MQTT__MAX_IN_FLIGHT``) per lost connection.
+The bridge asks the broker for no more than that many unacknowledged messages
+(Receive Maximum), and also holds itself to it: a message beyond the window waits,
+not yet produced, until an earlier one is acknowledged. Mosquitto 2.0.11 (Debian 12,
+Ubuntu 22.04) sends past the Receive Maximum once a client acknowledges while
+messages are queued; without the bridge's own limit, a lost connection there could
+repeat every message the broker had sent.
 """
 
 from __future__ import annotations
@@ -68,10 +76,13 @@ class Bridge:
         forwarder: Forwarder,
         *,
         max_bytes: int,
+        window: int = 100,
         topic: str = TOPIC,
         policy: RetryPolicy = ALERT_PATH,
     ) -> None:
         self._forwarder = forwarder
+        self._window = window
+        self._room = asyncio.Semaphore(window)
         self._max_bytes = max_bytes
         self._topic = topic
         self._policy = policy
@@ -123,6 +134,7 @@ class Bridge:
             if not conn.ack(item.delivery):
                 log.info("connection gone before PUBACK; the broker will deliver it again")
             metrics.MQTT_IN_FLIGHT.dec()
+            self._room.release()
 
     async def serve(
         self,
@@ -139,6 +151,7 @@ class Bridge:
         the broker delivers them again.
         """
         self._pending = asyncio.Queue()
+        self._room = asyncio.Semaphore(self._window)
         acker = asyncio.create_task(self._acknowledge(conn))
         reader = asyncio.create_task(self._read(deliveries))
         stopping = asyncio.create_task(stop.wait())
@@ -162,5 +175,6 @@ class Bridge:
 
     async def _read(self, deliveries: AsyncIterator[Delivery]) -> None:
         async for delivery in deliveries:
+            await self._room.acquire()  # released once it is acknowledged
             metrics.MQTT_IN_FLIGHT.inc()
             self._pending.put_nowait(await self._start(delivery))

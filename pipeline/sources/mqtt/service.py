@@ -36,7 +36,11 @@ class BridgeService:
     ) -> None:
         self.settings = settings
         self.forwarder = forwarder or KafkaForwarder(settings, DOOR)
-        self.bridge = Bridge(self.forwarder, max_bytes=settings.max_message_bytes)
+        self.bridge = Bridge(
+            self.forwarder,
+            max_bytes=settings.max_message_bytes,
+            window=settings.mqtt.max_in_flight,
+        )
         self._policy = policy
         self.mqtt_connected = False
 
