@@ -14,7 +14,8 @@ import logging
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, Final, cast
 from uuid import UUID
 
 import asyncpg
@@ -55,12 +56,74 @@ def _decode_jsonb(data: bytes) -> Any:
     return orjson.loads(data[1:])
 
 
+# timestamptz on the wire: microseconds since 2000-01-01 UTC, the int64 extremes
+# meaning ±infinity. asyncpg writes its naive datetime.max and datetime.min, and
+# any time at those same instants, as the infinities, and reads them back so.
+_PG_EPOCH: Final = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
+_INFINITY: Final = 2**63 - 1
+_NEGATIVE_INFINITY: Final = -(2**63)
+_AT_INFINITY: Final = (datetime.max.replace(tzinfo=UTC) - _PG_EPOCH) // _MICROSECOND
+_AT_NEGATIVE_INFINITY: Final = (datetime.min.replace(tzinfo=UTC) - _PG_EPOCH) // _MICROSECOND
+
+
+def encode_timestamptz(value: datetime) -> tuple[int]:
+    """A timestamptz as asyncpg's own codec encodes it, for less CPU per value.
+
+    asyncpg converts each value to UTC and compares it with its two infinities
+    before subtracting the epoch, about 0.7 µs a value; an aware datetime needs
+    only the subtraction. Naive datetimes (local time), dates (local midnight)
+    and the infinities take the same meaning as in asyncpg.
+    """
+    try:
+        micros = (value - _PG_EPOCH) // _MICROSECOND
+    except TypeError:
+        micros = _micros_of_naive(value)
+    if micros == _AT_INFINITY:
+        return (_INFINITY,)
+    if micros == _AT_NEGATIVE_INFINITY:
+        return (_NEGATIVE_INFINITY,)
+    return (micros,)
+
+
+def _micros_of_naive(value: object) -> int:
+    if not isinstance(value, date):
+        raise TypeError(
+            f"expected a datetime.date or datetime.datetime instance, got {type(value).__name__!r}"
+        )
+    if not isinstance(value, datetime):
+        # asyncpg takes a date as midnight at the current local UTC offset
+        offset = datetime.now(UTC).astimezone().utcoffset() or timedelta(0)
+        value = datetime(value.year, value.month, value.day, tzinfo=timezone(offset))
+    elif value == datetime.max:
+        return _AT_INFINITY
+    elif value == datetime.min:
+        return _AT_NEGATIVE_INFINITY
+    return (value.astimezone(UTC) - _PG_EPOCH) // _MICROSECOND
+
+
+def decode_timestamptz(value: tuple[int]) -> datetime:
+    (micros,) = value
+    if micros == _INFINITY:
+        return datetime.max
+    if micros == _NEGATIVE_INFINITY:
+        return datetime.min
+    return _PG_EPOCH + timedelta(microseconds=micros)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", encoder=_encode_jsonb, decoder=_decode_jsonb, format="binary"
     )
     await conn.set_type_codec(
         "geography", schema="public", encoder=encode_point, decoder=decode_point, format="binary"
+    )
+    await conn.set_type_codec(
+        "timestamptz",
+        schema="pg_catalog",
+        encoder=encode_timestamptz,
+        decoder=decode_timestamptz,
+        format="tuple",
     )
 
 
