@@ -169,15 +169,19 @@ async def fetch_rows(dsn: str, table: str, columns: Sequence[str]) -> list[tuple
 
 async def raw_copy(
     dsn: str, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
-) -> float:
-    """Seconds for one binary COPY of ``rows`` into ``table`` and its commit."""
+) -> tuple[float, float]:
+    """Seconds for one binary COPY of ``rows`` into ``table`` and its commit, and
+    the CPU seconds PostgreSQL spent meanwhile (every backend, as in :class:`CpuMeter`)."""
     conn = await asyncpg.connect(dsn)
+    meter = CpuMeter([], None)
     try:
         await _init_connection(conn)
+        before = meter.read()[1]["postgres"]
         started = time.perf_counter()
         async with conn.transaction():
             await conn.copy_records_to_table(table, records=rows, columns=list(columns))
-        return time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        return seconds, meter.read()[1]["postgres"] - before
     finally:
         await conn.close()
 

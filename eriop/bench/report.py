@@ -121,7 +121,9 @@ def _per_row(d: Mapping[str, Any]) -> str:
     if not c:
         return "not measured"
     parts = " / ".join(f"{c[k]:.1f}" for k in ("worker", "broker", "postgres", "other"))
-    return f"{parts}  (worker / PostgreSQL {d.get('worker_over_postgres')})"
+    bare = d.get("copy_postgres_us_per_row")
+    copy = "" if bare is None else f"; PostgreSQL in the raw COPY {bare:.1f}"
+    return f"{parts}  (worker / PostgreSQL {d.get('worker_over_postgres')}{copy})"
 
 
 def _flood_rows(a: Mapping[str, Any]) -> list[tuple[str, str]]:

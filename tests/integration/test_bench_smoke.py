@@ -72,6 +72,8 @@ def test_smoke_mode_writes_sane_results(tmp_path: Path, redis_url: str) -> None:
         # one worker core against one database core
         ratio = s["cpu_us_per_row"]["worker"] / s["cpu_us_per_row"]["postgres"]
         assert s["worker_over_postgres"] == pytest.approx(ratio, abs=0.01), s
+        # and what PostgreSQL spends on the bare rows, for the pipeline's share of the rest
+        assert _positive(s["copy_postgres_us_per_row"]), s
     for phase in ("alone", "flood"):
         a = r["alerts"][phase]
         assert a["received"] == a["sent"] > 0, a
