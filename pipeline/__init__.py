@@ -41,3 +41,8 @@ import-linter checks all of it (``pyproject.toml``).
 """
 
 __version__ = "0.1.0"
+
+# before any other module of the package: compiled modules load only while fresh
+from pipeline import compiled as _compiled
+
+_compiled.install()

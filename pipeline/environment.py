@@ -33,9 +33,10 @@ from pipeline.errors import ConfigError
 from pipeline.settings import Settings
 
 PREFIX: Final = "ERIOP_"
-#: variables of the scripts, tests and compose files around the product, not settings
+#: variables of the build, scripts, tests and compose files around the product, not settings
 TOOL_VARIABLES: Final = frozenset(
     {
+        "ERIOP_PURE_PYTHON",  # pipeline.compiled: the volume path as Python source
         "ERIOP_BACKUP_DIR",
         "ERIOP_TEST_PG",
         "ERIOP_DEV_BROKER_BIN",

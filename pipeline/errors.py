@@ -145,6 +145,11 @@ class UpstreamUnavailable(TransientError):
     error_code = "upstream_unavailable"
 
 
+class StaleExtensionWarning(EriopError, RuntimeWarning):
+    """A compiled module's source changed after the build; the source runs
+    (:mod:`pipeline.compiled`)."""
+
+
 class ConfigError(EriopError):
     """Settings or environment that the worker must not run with."""
 

@@ -70,10 +70,18 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=".venv/.eriop-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   log "installing Python dependencies into .venv"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e '.[test,dev]'
   touch "$stamp"
+fi
+# The volume path's modules run compiled (setup.py, Cython); an edited source runs
+# as Python until it is compiled again, here.
+fresh() { .venv/bin/python -c 'import sys, pipeline.compiled as c; sys.exit(not c.fresh())'; }
+if [ "${ERIOP_PURE_PYTHON:-0}" = 0 ] && ! fresh; then
+  log "compiling the volume path's modules (Cython; a minute or two)"
+  .venv/bin/pip install -q --no-deps -e .
+  fresh || log "WARNING: the volume path's modules could not be compiled (a C compiler?); they run as Python"
 fi
 log "ready"

@@ -107,6 +107,15 @@ def _report_profile(results: Result, output: Path) -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [f"`{results['command']}`, {results['date']}", ""]
+    build = results.get("machine", {}).get("build", "?")
+    lines += [f"volume path: {build}", ""]
+    if build.startswith("compiled"):
+        lines += [
+            "(py-spy sees no frames inside compiled modules: their time shows under the",
+            "nearest Python caller, mostly `collection_paused.<locals>.paused`;",
+            "`ERIOP_PURE_PYTHON=1 eriop bench --profile` profiles the same code as Python)",
+            "",
+        ]
     for name in ("telemetry", "gps"):
         r = results[name]
         per_row = r.get("cpu_us_per_row", {})

@@ -10,6 +10,8 @@ from typing import Any
 
 import psutil
 
+from pipeline import compiled
+
 Result = dict[str, Any]
 
 #: the targets of the 2-core development machine (docs/benchmarks.md)
@@ -41,6 +43,7 @@ def machine() -> Result:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        "build": compiled.describe(),
     }
 
 
@@ -192,6 +195,7 @@ def markdown(r: Mapping[str, Any]) -> str:
         f"Date: {r['date']}  ",
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB RAM, "
         f"{m['platform']}, Python {m['python']}, PostgreSQL {r.get('postgres', '?')}  ",
+        f"Volume path: {m.get('build', '?')}  ",
         f"Run time: {r['duration_s']:.0f} s; 1-minute load average "
         f"{r.get('loadavg_1m_at_start')} at start, {r.get('loadavg_1m_at_end')} at end",
         "",

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 
+from pipeline import compiled
 from pipeline.clients.postgres import driver_uuid
 from pipeline.decoders.telemetry.fields import use_uuid_form
 from pipeline.runtime import logs
@@ -54,7 +55,9 @@ async def _serve(settings: Settings) -> int:
         runtime,
         name="eriop worker (bulk)",
         wait_s=None,
-        ready=lambda: f"consuming telemetry and GPS (pid {os.getpid()})",
+        ready=lambda: (
+            f"consuming telemetry and GPS (pid {os.getpid()}; volume path {compiled.describe()})"
+        ),
     )
 
 

@@ -1,0 +1,127 @@
+"""Which of the volume path's modules run compiled.
+
+``setup.py`` compiles the modules listed in pyproject.toml (``[tool.eriop]
+compiled``) with Cython and records the hash of each source it compiled in
+``pipeline/_compiled.json``. An extension shadows its ``.py`` on import, so a
+source edited after the build would silently not run; the finder installed
+here loads the source instead whenever it no longer matches what was compiled,
+and always with ``ERIOP_PURE_PYTHON=1``. ``scripts/setup.sh`` rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from functools import cache
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+from types import ModuleType
+from typing import Final
+
+from pipeline.errors import StaleExtensionWarning
+
+_HERE: Final = Path(__file__).parent
+_MANIFEST: Final = _HERE / "_compiled.json"
+
+
+def pure_python() -> bool:
+    """True when ``ERIOP_PURE_PYTHON`` asks for every module as Python source."""
+    return os.environ.get("ERIOP_PURE_PYTHON", "") not in ("", "0")
+
+
+@cache
+def manifest() -> dict[str, str]:
+    """Module name → SHA-256 of the source it was compiled from (empty when none was)."""
+    try:
+        data: dict[str, str] = json.loads(_MANIFEST.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def _source_of(name: str) -> Path:
+    return (_HERE.parent / name.replace(".", "/")).with_suffix(".py")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _FreshExtensions:
+    """A meta path finder for ``pipeline.*``: an extension module is loaded only
+    while its source is the one it was compiled from; otherwise the source is."""
+
+    def find_spec(
+        self,
+        name: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
+        if not name.startswith("pipeline."):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or not isinstance(spec.loader, importlib.machinery.ExtensionFileLoader):
+            return spec
+        assert spec.origin is not None
+        source = Path(spec.origin).with_name(name.rpartition(".")[2] + ".py")
+        if not source.is_file():
+            return spec
+        if not pure_python():
+            if manifest().get(name) == _digest(source):
+                return spec
+            warnings.warn(
+                f"{name}: the source changed after it was compiled; running the source "
+                "(scripts/setup.sh compiles it again)",
+                StaleExtensionWarning,
+                stacklevel=2,
+            )
+        return importlib.util.spec_from_file_location(name, source)
+
+
+def install() -> None:
+    """Put the finder first on ``sys.meta_path`` (once)."""
+    if not any(isinstance(f, _FreshExtensions) for f in sys.meta_path):
+        sys.meta_path.insert(0, _FreshExtensions())
+
+
+def _changed() -> list[str]:
+    """The compiled modules whose source is no longer what was compiled."""
+    return [
+        name
+        for name, digest in manifest().items()
+        if not (source := _source_of(name)).is_file() or _digest(source) != digest
+    ]
+
+
+def fresh() -> bool:
+    """Whether the build compiled modules and every one is still its source
+    (what ``scripts/setup.sh`` checks before it compiles again)."""
+    return bool(manifest()) and not _changed()
+
+
+def describe() -> str:
+    """How the volume path runs, for logs and benchmark reports."""
+    if pure_python():
+        return "as Python (ERIOP_PURE_PYTHON)"
+    built = manifest()
+    if not built:
+        return "as Python (not compiled)"
+    changed = _changed()
+    text = f"compiled ({len(built) - len(changed)} modules)"
+    return text + (f"; {len(changed)} changed since, run as Python" if changed else "")
+
+
+def loaded() -> dict[str, bool]:
+    """Each module the build compiled that is imported now: whether it runs compiled."""
+    out = {}
+    for name in manifest():
+        spec = getattr(sys.modules.get(name), "__spec__", None)
+        if spec is not None:
+            out[name] = isinstance(spec.loader, importlib.machinery.ExtensionFileLoader)
+    return out
