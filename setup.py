@@ -31,7 +31,9 @@ def _listed() -> list[str]:
 
 
 def _source(name: str) -> Path:
-    return Path(*name.split(".")).with_suffix(".py")
+    """A module's Python source, or its Cython source where it has no Python one."""
+    path = Path(*name.split(".")).with_suffix(".py")
+    return path if (HERE / path).is_file() else path.with_suffix(".pyx")
 
 
 def _extensions() -> list[Extension]:

@@ -46,7 +46,9 @@ def manifest() -> dict[str, str]:
 
 
 def _source_of(name: str) -> Path:
-    return (_HERE.parent / name.replace(".", "/")).with_suffix(".py")
+    """A module's Python source, or its Cython source where it has no Python one."""
+    path = (_HERE.parent / name.replace(".", "/")).with_suffix(".py")
+    return path if path.is_file() else path.with_suffix(".pyx")
 
 
 def _digest(path: Path) -> str:
@@ -71,7 +73,7 @@ class _FreshExtensions:
         assert spec.origin is not None
         source = Path(spec.origin).with_name(name.rpartition(".")[2] + ".py")
         if not source.is_file():
-            return spec
+            return self._cython_only(name, spec, source.with_suffix(".pyx"))
         if not pure_python():
             if manifest().get(name) == _digest(source):
                 return spec
@@ -82,6 +84,25 @@ class _FreshExtensions:
                 stacklevel=2,
             )
         return importlib.util.spec_from_file_location(name, source)
+
+    @staticmethod
+    def _cython_only(name: str, spec: ModuleSpec, source: Path) -> ModuleSpec:
+        """An extension built from Cython source has no Python to fall back on:
+        stale, or with ``ERIOP_PURE_PYTHON=1``, it is not importable, and the
+        module that uses it takes its Python twin."""
+        if not source.is_file():
+            return spec
+        if pure_python():
+            raise ImportError(f"{name}: not loaded with ERIOP_PURE_PYTHON", name=name)
+        if manifest().get(name) == _digest(source):
+            return spec
+        warnings.warn(
+            f"{name}: the source changed after it was compiled; running its Python "
+            "twin (scripts/setup.sh compiles it again)",
+            StaleExtensionWarning,
+            stacklevel=2,
+        )
+        raise ImportError(f"{name}: compiled from another source", name=name)
 
 
 def install() -> None:

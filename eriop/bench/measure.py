@@ -283,7 +283,7 @@ async def _subscriber(redis_url: str, arrivals: _Arrivals) -> None:
             if msg.get("type") == "message":
                 arrivals.note(msg["data"], at)
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
         await client.aclose()
 
 

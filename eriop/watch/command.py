@@ -84,7 +84,7 @@ def _entries(response: Any) -> list[tuple[str, bytes]]:
 
 async def _close(pubsub: aioredis.client.PubSub) -> None:
     with contextlib.suppress(RedisError, OSError):
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 class Watcher:

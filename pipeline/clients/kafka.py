@@ -16,6 +16,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, UnknownError
 from aiokafka.protocol.group import LeaveGroupRequest
 
+from pipeline.clients.kafka_records import install as install_raw_records
+from pipeline.clients.kafka_records import raw_records
 from pipeline.errors import BrokerUnavailable, ConfigError
 from pipeline.settings import KafkaSettings, Settings
 
@@ -93,8 +95,12 @@ async def broker_health(producer: AIOKafkaProducer, timeout_s: float = 5.0) -> d
 
 
 def make_consumer(settings: Settings, group_id: str, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer for a batch consumer: its records are :class:`RawRecord`
+    (pipeline.clients.kafka_records)."""
+    install_raw_records()
     kafka = settings.kafka
     opts: dict[str, Any] = {
+        "key_deserializer": raw_records,
         "bootstrap_servers": settings.kafka_bootstrap,
         "group_id": group_id,
         "enable_auto_commit": False,

@@ -48,6 +48,10 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def to_raw(msg: object) -> RawRecord:
+    """A consumed record as RawRecord: as it comes from make_consumer's consumers
+    (pipeline.clients.kafka_records), else copied from aiokafka's ConsumerRecord."""
+    if type(msg) is RawRecord:
+        return msg
     m: Any = msg  # aiokafka ConsumerRecord
     headers = m.headers
     # positional: a dataclass takes keywords at twice the cost, once per record

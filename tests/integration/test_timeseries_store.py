@@ -14,7 +14,9 @@ import asyncpg
 import pytest
 
 from pipeline.clients.postgres import Database
+from pipeline.errors import WriteRejected
 from pipeline.priority import PriorityFlag, Yielder
+from pipeline.sinks.postgres import timeseries
 from pipeline.sinks.postgres.timeseries import TimeseriesStore
 from schemas.canonical import TelemetryRow
 
@@ -49,8 +51,18 @@ async def stored(dsn: str) -> int:
         await conn.close()
 
 
+@pytest.fixture(params=["binary", "asyncpg"])
+def encoding(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The rows encoded for a binary COPY by copy_binary's extension, or by
+    asyncpg where the extension is not loaded."""
+    assert timeseries.ENCODER is not None, "scripts/setup.sh compiles copy_binary"
+    if request.param == "asyncpg":
+        monkeypatch.setattr(timeseries, "ENCODER", None)
+    return str(request.param)
+
+
 async def test_the_gate_is_awaited_before_the_copy_and_every_so_many_rows(
-    db: Database, fresh_db: str
+    db: Database, fresh_db: str, encoding: str
 ) -> None:
     looks: list[str] = []
 
@@ -63,9 +75,12 @@ async def test_the_gate_is_awaited_before_the_copy_and_every_so_many_rows(
 
     store = TimeseriesStore(db, "g", look_every=100, gate=Counting())
     result = await store.write_telemetry(rows(0, 250), {("telemetry.raw", 0): 250})
-    # before the COPY, then within it after rows 100 and 200
+    # before the COPY, then within it after rows 100 and 200: the encoded bytes
+    # go in pieces the store awaits between, asyncpg's rows through a
+    # generator that can only block
     assert (result.inserted, result.keys) == (250, None)
-    assert looks == ["awaited", "blocking", "blocking"]
+    within = "awaited" if encoding == "binary" else "blocking"
+    assert looks == ["awaited", within, within]
     assert await stored(fresh_db) == 250
     assert await store.load_offsets(["telemetry.raw"]) == {("telemetry.raw", 0): 250}
 
@@ -76,7 +91,9 @@ async def test_the_gate_is_awaited_before_the_copy_and_every_so_many_rows(
     assert await stored(fresh_db) == 260
 
 
-async def test_the_copy_waits_while_alerts_are_in_hand(db: Database, fresh_db: str) -> None:
+async def test_the_copy_waits_while_alerts_are_in_hand(
+    db: Database, fresh_db: str, encoding: str
+) -> None:
     alert_side = PriorityFlag.create()
     volume_side = PriorityFlag.for_role(True, os.dup(alert_side.fd))
     try:
@@ -99,3 +116,19 @@ async def test_the_copy_waits_while_alerts_are_in_hand(db: Database, fresh_db: s
         if volume_side is not None:
             volume_side.close()
         alert_side.close()
+
+
+async def test_a_row_the_encoder_refuses_stores_nothing_and_names_itself(
+    db: Database, fresh_db: str, encoding: str
+) -> None:
+    store = TimeseriesStore(db, "g", look_every=100)
+    bad = [*rows(0, 5), rows(5, 1)[0]._replace(metric_name=7), *rows(6, 5)]  # type: ignore[arg-type]
+    with pytest.raises(WriteRejected) as info:
+        await store.write_telemetry(bad, {("telemetry.raw", 0): 11})
+    if encoding == "binary":
+        assert str(info.value).startswith("cannot encode column metric_name of row 5: ")
+    assert await stored(fresh_db) == 0
+    assert await store.load_offsets(["telemetry.raw"]) == {}
+    # the connection goes on serving
+    result = await store.write_telemetry(rows(0, 5), {("telemetry.raw", 0): 5})
+    assert result.inserted == 5

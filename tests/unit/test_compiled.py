@@ -54,6 +54,10 @@ def test_every_listed_module_runs_compiled() -> None:
         assert compiled.fresh(), "scripts/setup.sh compiles the volume path's modules"
         assert set(compiled.manifest()) == set(LISTED)
     for name in LISTED:
+        if pure and compiled._source_of(name).suffix == ".pyx":
+            with pytest.raises(ImportError):
+                importlib.import_module(name)
+            continue
         module = importlib.import_module(name)
         assert _is_extension(module.__spec__) is not pure, f"{name}: {module.__file__}"
 
@@ -116,3 +120,42 @@ def test_the_volume_path_unit_tests_pass_as_python() -> None:
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert " passed" in run.stdout
     assert "failed" not in run.stdout
+
+
+COPY_BINARY = "pipeline.sinks.postgres._copy_binary"
+
+
+def test_an_extension_of_cython_source_is_loaded_only_while_fresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It has no Python source to run instead: stale, or with ERIOP_PURE_PYTHON,
+    it is not importable, and copy_binary reports no compiled encoder."""
+    import pipeline.sinks.postgres as package
+    from pipeline.sinks.postgres import copy_binary
+
+    monkeypatch.delenv("ERIOP_PURE_PYTHON", raising=False)
+    finder = compiled._FreshExtensions()
+    built = dict(compiled.manifest())
+    assert COPY_BINARY in built, "scripts/setup.sh compiles it"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _is_extension(finder.find_spec(COPY_BINARY, package.__path__))
+
+    monkeypatch.setattr(compiled, "manifest", lambda: {**built, COPY_BINARY: "0" * 64})
+    with (
+        pytest.warns(StaleExtensionWarning, match="running its Python twin"),
+        pytest.raises(ImportError, match="compiled from another source"),
+    ):
+        finder.find_spec(COPY_BINARY, package.__path__)
+
+    monkeypatch.setattr(compiled, "manifest", lambda: built)
+    monkeypatch.setenv("ERIOP_PURE_PYTHON", "1")
+    with pytest.raises(ImportError, match="ERIOP_PURE_PYTHON"):
+        finder.find_spec(COPY_BINARY, package.__path__)
+    assert copy_binary.compiled_encoder() is None
+    env = {**os.environ, "ERIOP_PURE_PYTHON": "1"}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import pipeline.sinks.postgres.timeseries as m; print(m.ENCODER)"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "None"
