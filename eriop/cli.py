@@ -369,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", action="store_true",
                    help="only telemetry and GPS, once each, with py-spy sampling the worker's "
                         "telemetry/GPS processes; summaries in bench-results/profile/")  # fmt: skip
+    b.add_argument("--native", action="store_true",
+                   help="with --profile: sample native frames too, so the compiled modules' "
+                        "functions show (py-spy pauses the processes for each sample, so "
+                        "rates are lower)")  # fmt: skip
     b.add_argument("--broker", action="store_true",
                    help="only the embedded broker: alert delivery to a bare consumer while "
                         "telemetry is produced with no worker consuming it")  # fmt: skip

@@ -73,6 +73,8 @@ def _command(args: argparse.Namespace) -> str:
         parts.append("--smoke")
     if getattr(args, "profile", False):
         parts.append("--profile")
+    if getattr(args, "native", False):
+        parts.append("--native")
     if getattr(args, "broker", False):
         parts.append(f"--broker --broker-rate {args.broker_rate:g}")
     rate = float(getattr(args, "alert_rate", 200.0))
@@ -109,11 +111,18 @@ def _report_profile(results: Result, output: Path) -> int:
     lines = [f"`{results['command']}`, {results['date']}", ""]
     build = results.get("machine", {}).get("build", "?")
     lines += [f"volume path: {build}", ""]
-    if build.startswith("compiled"):
+    if results.get("native"):
+        lines += [
+            "(native frames sampled: the compiled modules' functions show by name;",
+            "py-spy paused the processes for each sample, so the rates are lower)",
+            "",
+        ]
+    elif build.startswith("compiled"):
         lines += [
             "(py-spy sees no frames inside compiled modules: their time shows under the",
             "nearest Python caller, mostly `collection_paused.<locals>.paused`;",
-            "`ERIOP_PURE_PYTHON=1 eriop bench --profile` profiles the same code as Python)",
+            "`eriop bench --profile --native` names them; `ERIOP_PURE_PYTHON=1 eriop bench",
+            "--profile` profiles the same code as Python)",
             "",
         ]
     for name in ("telemetry", "gps"):
@@ -208,6 +217,10 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         return _run_receiver(args)
     plan = plan_for(args)
     profiling = bool(getattr(args, "profile", False))
+    native = bool(getattr(args, "native", False))
+    if native and not profiling:
+        _say("--native goes with --profile")
+        return 2
     output = Path(args.output)
     if profiling:
         plan = dataclasses.replace(plan, trials=1)
@@ -223,10 +236,11 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
         _say(f"cannot start: {exc.reason}")
         return exc.exit_code
     dbs = Databases(database_url, uuid.uuid4().hex[:8])
-    env = Env(settings, dbs, redis_url, log_dir, _say, output.parent if profiling else None)
+    env = Env(settings, dbs, redis_url, log_dir, _say, output.parent if profiling else None, native)
     results: Result = {
         "command": _command(args),
         "mode": "smoke" if args.smoke else "full",
+        "native": native,
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": report.machine(),
         "plan": plan.__dict__,

@@ -47,12 +47,21 @@ def py_spy() -> str:
     return found
 
 
+def record_argv(exe: str, pid: int, path: Path, *, native: bool) -> list[str]:
+    """py-spy's command line for one process: without pausing it, unless native
+    frames are wanted (those can only be read from a paused process)."""
+    mode = "--native" if native else "--nonblocking"
+    return [exe, "record", "--pid", str(pid), "--rate", str(RATE_HZ),
+            mode, "--format", "raw", "--output", str(path)]  # fmt: skip
+
+
 class Sampler:
     """py-spy on a set of processes, writing raw stacks into ``out_dir``."""
 
-    def __init__(self, out_dir: Path, name: str) -> None:
+    def __init__(self, out_dir: Path, name: str, *, native: bool = False) -> None:
         self._dir = out_dir
         self._name = name
+        self._native = native
         self._procs: list[subprocess.Popen[bytes]] = []
         self.files: list[Path] = []
 
@@ -62,8 +71,7 @@ class Sampler:
         for i, pid in enumerate(pids):
             path = self._dir / f"{self._name}-{i}.raw"
             self.files.append(path)
-            argv = [exe, "record", "--pid", str(pid), "--rate", str(RATE_HZ),
-                    "--nonblocking", "--format", "raw", "--output", str(path)]  # fmt: skip
+            argv = record_argv(exe, pid, path, native=self._native)
             self._procs.append(
                 subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             )

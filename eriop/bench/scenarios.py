@@ -63,6 +63,8 @@ class Env:
     say: Callable[[str], None]
     #: with ``eriop bench --profile``: where py-spy's stacks of the drains go
     profile_dir: Path | None = None
+    #: with ``--native``: py-spy samples native frames too
+    native: bool = False
 
     async def stack(self, b: Broker) -> None:
         flush_redis(self.redis_url)
@@ -95,7 +97,11 @@ async def _drain(
     await env.dbs.checkpoint()
     group = new_group()
     ws = [env.worker(b, dsn, group, f"{group}-{i}") for i in range(workers)]
-    sampler = Sampler(env.profile_dir, profile) if env.profile_dir and profile else None
+    sampler = (
+        Sampler(env.profile_dir, profile, native=env.native)
+        if env.profile_dir and profile
+        else None
+    )
 
     def first_commit() -> None:
         if sampler is not None:

@@ -1,10 +1,14 @@
-"""``eriop bench --profile``: py-spy's raw stacks summed into own and inclusive shares."""
+"""``eriop bench --profile``: py-spy's raw stacks summed into own and inclusive shares,
+and how py-spy is run."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from eriop.bench.profile import summarize
+import pytest
+
+from eriop.bench.profile import record_argv, summarize
+from eriop.cli import main
 
 
 def test_own_and_inclusive_shares_of_the_samples(tmp_path: Path) -> None:
@@ -28,3 +32,18 @@ def test_own_and_inclusive_shares_of_the_samples(tmp_path: Path) -> None:
 
 def test_no_samples_says_so(tmp_path: Path) -> None:
     assert summarize([tmp_path / "none.raw"]) == "no samples\n"
+
+
+def test_native_frames_are_sampled_only_when_asked(tmp_path: Path) -> None:
+    plain = record_argv("py-spy", 42, tmp_path / "gps-0.raw", native=False)
+    native = record_argv("py-spy", 42, tmp_path / "gps-0.raw", native=True)
+    assert "--nonblocking" in plain
+    assert "--native" not in plain
+    assert "--native" in native
+    assert "--nonblocking" not in native
+    assert native[native.index("--pid") + 1] == "42"
+
+
+def test_native_goes_with_profile(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--native"]) == 2
+    assert "--native goes with --profile" in capsys.readouterr().err
