@@ -72,37 +72,34 @@ class _FreshExtensions:
             return spec
         assert spec.origin is not None
         source = Path(spec.origin).with_name(name.rpartition(".")[2] + ".py")
-        if not source.is_file():
-            return self._cython_only(name, spec, source.with_suffix(".pyx"))
-        if not pure_python():
-            if manifest().get(name) == _digest(source):
+        if source.is_file():
+            if not pure_python() and _fresh(name, source, "running the source"):
                 return spec
-            warnings.warn(
-                f"{name}: the source changed after it was compiled; running the source "
-                "(scripts/setup.sh compiles it again)",
-                StaleExtensionWarning,
-                stacklevel=2,
-            )
-        return importlib.util.spec_from_file_location(name, source)
-
-    @staticmethod
-    def _cython_only(name: str, spec: ModuleSpec, source: Path) -> ModuleSpec:
-        """An extension built from Cython source has no Python to fall back on:
-        stale, or with ``ERIOP_PURE_PYTHON=1``, it is not importable, and the
-        module that uses it takes its Python twin."""
+            return importlib.util.spec_from_file_location(name, source)
+        # built from Cython source, with no Python to fall back on: stale, or
+        # with ERIOP_PURE_PYTHON=1, it is not importable, and the module that
+        # uses it does without (pipeline.sinks.postgres.copy_binary)
+        source = source.with_suffix(".pyx")
         if not source.is_file():
             return spec
         if pure_python():
             raise ImportError(f"{name}: not loaded with ERIOP_PURE_PYTHON", name=name)
-        if manifest().get(name) == _digest(source):
+        if _fresh(name, source, "not loading it"):
             return spec
-        warnings.warn(
-            f"{name}: the source changed after it was compiled; running its Python "
-            "twin (scripts/setup.sh compiles it again)",
-            StaleExtensionWarning,
-            stacklevel=2,
-        )
         raise ImportError(f"{name}: compiled from another source", name=name)
+
+
+def _fresh(name: str, source: Path, instead: str) -> bool:
+    """Whether ``name`` was compiled from ``source`` as it is; warns when not."""
+    if manifest().get(name) == _digest(source):
+        return True
+    warnings.warn(
+        f"{name}: the source changed after it was compiled; {instead} "
+        "(scripts/setup.sh compiles it again)",
+        StaleExtensionWarning,
+        stacklevel=3,
+    )
+    return False
 
 
 def install() -> None:
