@@ -40,6 +40,7 @@ from pipeline.sinks.postgres.copy_binary import (
     UUID_,
     _field,
     rejected,
+    wrong_width,
 )
 
 import_datetime()
@@ -260,7 +261,7 @@ def encode_rows(rows, kinds, names):
             if not PyTuple_Check(row):
                 row = tuple(row)
             if PyTuple_GET_SIZE(row) != ncols:
-                raise rejected(names, i, None, ValueError(PyTuple_GET_SIZE(row)))
+                raise wrong_width(names, i, PyTuple_GET_SIZE(row))
             _reserve(&b, 2)
             _u16(b.data + b.size, <uint32_t>ncols)
             b.size += 2

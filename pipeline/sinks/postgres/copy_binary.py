@@ -88,14 +88,15 @@ def _field(kind: int, value: object) -> bytes:
     return _jsonb(value)
 
 
-def rejected(
-    names: Sequence[str], row: int, column: int | None, exc: BaseException
-) -> WriteRejected:
-    """The error of a row the table cannot take, naming where it is."""
-    if column is None:
-        return WriteRejected(f"row {row} has {exc} values; the table takes {len(names)} columns")
+def rejected(names: Sequence[str], row: int, column: int, exc: BaseException) -> WriteRejected:
+    """The error of a value the table cannot take, naming its column and row."""
     reason = f"{type(exc).__name__}: {exc}"
     return WriteRejected(f"cannot encode column {names[column]} of row {row}: {reason[:200]}")
+
+
+def wrong_width(names: Sequence[str], row: int, width: int) -> WriteRejected:
+    """The error of a row with more or fewer values than the table has columns."""
+    return WriteRejected(f"row {row} has {width} values; the table takes {len(names)} columns")
 
 
 def encode_rows_python(
@@ -107,7 +108,7 @@ def encode_rows_python(
     count = _i2(len(kinds))
     for i, row in enumerate(rows):
         if len(row) != len(kinds):
-            raise rejected(names, i, None, ValueError(len(row)))
+            raise wrong_width(names, i, len(row))
         put(count)
         for j, value in enumerate(row):
             if value is None:
