@@ -120,22 +120,17 @@ SETTINGS = settings(
 )
 
 
-@pytest.mark.parametrize("encoder", sorted(ENCODERS))
-@SETTINGS
-@given(rows=location_rows())
-async def test_location_rows_are_stored_as_asyncpg_stores_them(
-    fresh_db: str, encoder: str, rows: list[LocationRow]
-) -> None:
-    await _both_ways(fresh_db, "location_history", rows, encoder)
+ROWS = {"location_history": location_rows(), "telemetry": telemetry_rows()}
 
 
+@pytest.mark.parametrize("table", sorted(ROWS))
 @pytest.mark.parametrize("encoder", sorted(ENCODERS))
 @SETTINGS
-@given(rows=telemetry_rows())
-async def test_telemetry_rows_are_stored_as_asyncpg_stores_them(
-    fresh_db: str, encoder: str, rows: list[TelemetryRow]
+@given(data=st.data())
+async def test_rows_are_stored_as_asyncpg_stores_them(
+    fresh_db: str, encoder: str, table: str, data: st.DataObject
 ) -> None:
-    await _both_ways(fresh_db, "telemetry", rows, encoder)
+    await _both_ways(fresh_db, table, data.draw(ROWS[table]), encoder)
 
 
 async def test_the_edges_of_time_are_stored_alike(fresh_db: str) -> None:
