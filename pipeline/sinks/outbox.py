@@ -166,6 +166,7 @@ class OutboxRelay:
                 self._priority.release()
 
     async def _finish(self) -> None:
+        finished = bool(self._finishing)
         while self._finishing:
             entries = self._finishing[: self._batch]
             created, _ = _split(entries)
@@ -178,6 +179,10 @@ class OutboxRelay:
             except Exception as exc:
                 raise translate(exc) from exc
             del self._finishing[: len(entries)]
+        if finished:
+            # the backlog gauge as it is now, not as the last poll found it (that
+            # may have counted these entries while they were in hand)
+            await self._update_pending()
 
     async def stop(self) -> None:
         self._stopping = True

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from eriop.dev.stack import Broker
+from pipeline import metrics
 from pipeline.flows.common import next_offsets
 from pipeline.settings import Settings
 from pipeline.sinks.outbox import OutboxRelay
@@ -140,3 +141,33 @@ async def test_running_relay_publishes_handed_entries_at_once_and_the_rest_when_
         await conn.close()
     records_out = await normalized(broker.bootstrap)
     assert sorted(str(r["external_id"]) for r in records_out) == sorted(ids)
+
+
+async def test_the_backlog_gauge_follows_the_relay_not_only_its_polls(
+    broker: Broker, fresh_db: str, redis_url: str
+) -> None:
+    """A poll that counts entries while they are in hand must not leave the
+    backlog gauge at that count until the next poll."""
+    settings = settings_for(broker.bootstrap, fresh_db, redis_url)
+    clock = FrozenClock()
+    clock.now = datetime.now(UTC)
+    async with in_process_runtime(settings, clock) as live:
+        relay = OutboxRelay(live.db, live.redis, live.producer, poll_interval_s=3600, stale_s=3600)
+        records = [alert_record(i) for i in range(20, 23)]
+        items = [(r, await live.alerts.decode(r, clock.now)) for r in records]
+        result = await live.alert_store.write(items, next_offsets(records))
+        await relay.drain(stale_only=True)  # fresh entries: counted, not relayed
+        assert metrics.OUTBOX_PENDING._value.get() == 3
+        running = asyncio.create_task(relay.run())
+        relay.hand(result.outbox)
+        deadline = time.monotonic() + 30
+        while metrics.OUTBOX_PENDING._value.get() != 0:
+            assert time.monotonic() < deadline, "the gauge kept the poll's count"
+            await asyncio.sleep(0.05)
+        await relay.stop()
+        await running
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM alert_outbox") == 0
+    finally:
+        await conn.close()
