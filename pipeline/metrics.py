@@ -12,11 +12,10 @@ holds (``eriop_records_total`` by ``outcome``).
 
 from __future__ import annotations
 
-import bisect
-import collections
 from collections.abc import Sequence
 from typing import Final
 
+import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -273,18 +272,29 @@ def initialize(
         ROWS_DUPLICATE.labels(table)
 
 
-def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+def observe_many(histogram: Histogram, amounts: Sequence[float] | np.ndarray) -> None:
     """``histogram.observe`` of every amount, with one increment per bucket.
 
     ``observe`` walks the bucket bounds in Python for each value; a batch of
-    thousands of latencies is counted into buckets here instead.
+    thousands of latencies is counted into buckets by numpy here instead.
     """
-    if not amounts:
+    if not len(amounts):
         return
+    values = np.asarray(amounts, dtype=np.float64)
     # prometheus_client has no bulk observe; these are the fields observe() uses
-    # (tests/unit/test_hot_path_helpers.py checks the two agree)
+    # (tests/unit/test_hot_path_helpers.py checks the two agree). A value's
+    # bucket is the first bound not below it, as bisect_left finds it; a NaN,
+    # above every bound for numpy, is clipped into the last (+Inf).
     bounds = histogram._upper_bounds
-    per_bucket = collections.Counter(bisect.bisect_left(bounds, a) for a in amounts)
-    histogram._sum.inc(sum(amounts))
-    for i, n in per_bucket.items():
-        histogram._buckets[i].inc(n)
+    where = np.minimum(np.searchsorted(bounds, values, side="left"), len(bounds) - 1)
+    per_bucket = np.bincount(where, minlength=len(bounds))
+    histogram._sum.inc(float(values.sum()))
+    for i in np.flatnonzero(per_bucket).tolist():
+        histogram._buckets[i].inc(int(per_bucket[i]))
+
+
+def observe_ages(histogram: Histogram, now_ms: float, stamps_ms: Sequence[int]) -> None:
+    """:func:`observe_many` of the seconds from each Kafka timestamp to ``now_ms``
+    (none below zero: a producer's clock may run ahead)."""
+    ages = np.asarray(stamps_ms, dtype=np.float64)
+    observe_many(histogram, np.maximum(now_ms - ages, 0.0) / 1000.0)

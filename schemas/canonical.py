@@ -2,13 +2,13 @@
 
 ``CanonicalAlert`` is a pydantic model (alerts are few and must be right).
 ``TelemetryRow`` and ``LocationFix`` sit on the volume path and are built from
-input that was already validated, so they are plain tuples/dataclasses that the
-COPY sinks can take without another validation pass.
+input that was already validated, so they are plain tuples that the COPY sinks
+can take without another validation pass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 from uuid import UUID
@@ -58,24 +58,24 @@ class TelemetryRow(NamedTuple):
     metadata: dict[str, Any]
 
 
-@dataclass(slots=True)
-class LocationFix:
+class LocationFix(NamedTuple):
     """A position report before resource resolution and plausibility checks.
 
     ``resource_ref`` is what the message named (a UUID text or an identifier);
-    the GPS normaliser resolves it to ``resources.id``.
+    the GPS normaliser resolves it to ``resources.id``. A tuple, so that the
+    decoders can build one per fix as a plain tuple; every field is given.
     """
 
     time: datetime
     resource_ref: str
     lat: float
     lon: float
-    speed: float | None = None
-    heading: float | None = None
-    accuracy: float | None = None
-    source: str = "gps"
-    metadata: dict[str, Any] = field(default_factory=dict)
-    flags: list[str] = field(default_factory=list)
+    speed: float | None
+    heading: float | None
+    accuracy: float | None
+    source: str
+    metadata: dict[str, Any]
+    flags: list[str]
 
 
 class LocationRow(NamedTuple):

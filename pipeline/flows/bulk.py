@@ -7,7 +7,9 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, Final
+from uuid import UUID
 
 from pipeline import metrics
 from pipeline.decoders.envelope import iso_utc
@@ -41,6 +43,24 @@ GPS = "gps.raw"
 _STREAM = {TELEMETRY: "telemetry", GPS: "gps"}
 #: a NamedTuple built as a plain tuple, without its Python-level constructor
 _tuple: Final = tuple.__new__
+
+
+#: the text of the resource and device ids seen lately, by the UUID's int:
+#: ``str(UUID)`` is Python code, about 0.8 µs, and the same ids recur in every
+#: batch (bounded like the decoders' caches)
+_TEXT_LIMIT: Final = 100_000
+_uuid_texts: dict[int, str] = {}
+
+
+def uuid_text(value: UUID) -> str:
+    """``str(value)``, remembered."""
+    key = value.int
+    text = _uuid_texts.get(key)
+    if text is None:
+        if len(_uuid_texts) >= _TEXT_LIMIT:
+            _uuid_texts.clear()
+        text = _uuid_texts[key] = str(value)
+    return text
 
 
 def _utc_now() -> datetime:
@@ -157,9 +177,11 @@ class BulkIngestor:
         await self._dead(dead, done)
         rows = [row for _, rs in groups for row in rs]
         result = await self._store.write_telemetry(rows, next_offsets(records), last_seen)
-        self._account(_outcomes(groups, result, lambda r: (r[1], r[3], r[0])), skipped, now)
+        self._account(
+            TELEMETRY, _outcomes(groups, result, lambda r: (r[1], r[3], r[0])), skipped, now
+        )
         for device_id, (device_type, t) in last_seen.items():
-            self._live.device_seen(str(device_id), t, device_type)
+            self._live.device_seen(uuid_text(device_id), t, device_type)
 
     async def _gps(self, records: list[RawRecord], done: set[tuple[str, int, int]]) -> None:
         now = self._clock()
@@ -184,7 +206,7 @@ class BulkIngestor:
         moved_rows = [row for row, moved in zip(rows, moves, strict=True) if moved]
         # the id as text, once per row: the key of Redis, geofence state and the
         # maps below (a UUID hashes in Python code; a str caches its hash)
-        moved_ids = [str(r.resource_id) for r in moved_rows]
+        moved_ids = [uuid_text(r.resource_id) for r in moved_rows]
         await self._geofences.prime(sorted(set(moved_ids)))
         tracked = self._geofences.track(
             [
@@ -221,7 +243,7 @@ class BulkIngestor:
             r.resource_id: GeoPoint(r.location.lon, r.location.lat) for r in newest.values()
         }
         result = await self._store.write_locations(rows, next_offsets(records), move_points)
-        self._account(_outcomes(groups, result, lambda r: (r[1], r[0])), skipped, now)
+        self._account(GPS, _outcomes(groups, result, lambda r: (r[1], r[0])), skipped, now)
         for rid, row in newest.items():
             self._live.position(rid, _position_state(row, inside_now.get(rid, frozenset())))
         for e in events:
@@ -229,27 +251,23 @@ class BulkIngestor:
 
     def _account(
         self,
+        topic: str,
         outcomes: list[tuple[RawRecord, str]],
         skipped: list[tuple[RawRecord, str]],
         now: datetime,
     ) -> None:
+        """Count one topic's outcomes, and observe how long its records took to get here."""
         # label lookups once per batch, not once per record
-        counts = Counter((record.topic, outcome) for record, outcome in outcomes)
-        for (topic, outcome), n in counts.items():
+        for outcome, n in Counter(map(itemgetter(1), outcomes)).items():
             metrics.RECORDS.labels(topic, outcome).inc(n)
-        now_ms = now.timestamp() * 1000
-        latencies: dict[str, list[float]] = {}
-        for record, _ in outcomes:
-            latencies.setdefault(record.topic, []).append(
-                max(now_ms - record.timestamp_ms, 0.0) / 1000
-            )
-        for topic, seconds in latencies.items():
-            metrics.observe_many(
-                metrics.END_TO_END_LATENCY.labels(_STREAM[topic], "receive"), seconds
-            )
-        for record, reason in skipped:
-            metrics.RECORDS.labels(record.topic, "skipped").inc()
-            metrics.SKIPPED.labels(record.topic, reason).inc()
+        metrics.observe_ages(
+            metrics.END_TO_END_LATENCY.labels(_STREAM[topic], "receive"),
+            now.timestamp() * 1000,
+            [record.timestamp_ms for record, _ in outcomes],
+        )
+        for _, reason in skipped:
+            metrics.RECORDS.labels(topic, "skipped").inc()
+            metrics.SKIPPED.labels(topic, reason).inc()
 
 
 def _position_state(row: LocationRow, inside: frozenset[str]) -> dict[str, Any]:

@@ -27,11 +27,21 @@ def record_context(record: RawRecord) -> dict[str, Any]:
 
 
 def next_offsets(records: Iterable[RawRecord]) -> dict[tuple[str, int], int]:
+    """The offset to commit per topic and partition: one past the highest seen."""
     out: dict[tuple[str, int], int] = {}
+    # A batch comes in runs of one partition: the key and its lookup are
+    # needed only where a run ends, not for every record.
+    topic: str | None = None
+    partition = top = -1
     for r in records:
-        key = (r.topic, r.partition)
-        if r.offset + 1 > out.get(key, -1):
-            out[key] = r.offset + 1
+        if r.partition != partition or r.topic != topic:
+            if topic is not None and top + 1 > out.get((topic, partition), -1):
+                out[(topic, partition)] = top + 1
+            topic, partition, top = r.topic, r.partition, r.offset
+        elif r.offset > top:
+            top = r.offset
+    if topic is not None and top + 1 > out.get((topic, partition), -1):
+        out[(topic, partition)] = top + 1
     return out
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 from math import asin, cos, floor, radians, sin, sqrt
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 from uuid import UUID
 
 from pipeline.errors import NormalizeError
@@ -53,9 +53,12 @@ class ResourceInfo:
     max_speed_mps: float | None = None
 
 
-@dataclass(slots=True)
-class AcceptedFix:
-    """A resource's reference position: its last accepted fix."""
+class AcceptedFix(NamedTuple):
+    """A resource's reference position: its last accepted fix.
+
+    A tuple, so that the tracker builds one per fix as a plain tuple (a
+    dataclass's constructor is Python code, several times the cost).
+    """
 
     time: datetime
     lat: float
@@ -235,7 +238,7 @@ class PlausibilityTracker:
         flags = list(fix.flags)
         if "low_accuracy" not in flags and self._low_accuracy(fix):
             flags.append("low_accuracy")
-        here = AcceptedFix(fix.time, fix.lat, fix.lon, fix.accuracy)
+        here = _tuple(AcceptedFix, (fix.time, fix.lat, fix.lon, fix.accuracy))
         metadata: dict[str, Any] = dict(fix.metadata)
         last = state.last
         if last is not None:

@@ -172,6 +172,20 @@ def test_points_are_the_pools_ewkb() -> None:
         assert data[6:] == encode_point(point)  # type: ignore[arg-type]
 
 
+class _MyUUID(uuid.UUID):
+    """A UUID of another class: the extension takes its bytes, not its int."""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [uuid.UUID(int=0), uuid.UUID(int=1), uuid.UUID(int=2**128 - 1), ID, _MyUUID(int=2**127 + 5)],
+    ids=str,
+)
+def test_uuids_are_their_sixteen_bytes(value: uuid.UUID) -> None:
+    # a uuid.UUID is written from its int in C; anything else from its bytes
+    assert both([(value,)], (UUID_,))[2:] == struct.pack(">i", 16) + value.bytes
+
+
 def _refused(rows: list[tuple[Any, ...]], kinds: tuple[int, ...], names: list[str]) -> list[str]:
     messages = []
     for encode in (_copy_binary.encode_rows, encode_rows_python):

@@ -4,6 +4,7 @@ plain computations they stand in for."""
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import shapely
@@ -13,8 +14,11 @@ from prometheus_client import CollectorRegistry, Histogram
 
 from pipeline import metrics
 from pipeline.decoders.envelope import iso_utc, received_at_iso, window
+from pipeline.flows import bulk
+from pipeline.flows.common import next_offsets
 from pipeline.sinks.postgres.partitions import PartitionCache, week_start
 from pipeline.stages.geo_index import Fence, GeoIndex
+from schemas.records import RawRecord
 
 # Kafka timestamps from 1970 to 2100, including the -1 of a record without one
 _MS = st.integers(min_value=-1, max_value=4_102_444_800_000)
@@ -107,19 +111,13 @@ async def test_partition_cache_asks_once_for_each_week_it_has_not_seen(
         known.update(expected)
 
 
-@given(st.lists(st.floats(min_value=0, max_value=1e6), max_size=50))
-def test_observe_many_counts_as_observe_for_each_value(amounts: list[float]) -> None:
-    def histogram() -> Histogram:
-        return Histogram(
-            "lat", "", ["stream"], buckets=(0.005, 0.1, 1.0, 30.0), registry=CollectorRegistry()
-        )
+def _histogram() -> Histogram:
+    return Histogram(
+        "lat", "", ["stream"], buckets=(0.005, 0.1, 1.0, 30.0), registry=CollectorRegistry()
+    )
 
-    one_by_one, batched = histogram(), histogram()
-    child = one_by_one.labels("gps")
-    for a in amounts:
-        child.observe(a)
-    metrics.observe_many(batched.labels("gps"), amounts)
 
+def _assert_same_samples(want_from: Histogram, got_from: Histogram) -> None:
     def samples(h: Histogram) -> dict[tuple[str, str], float]:
         return {
             (s.name, s.labels.get("le", "")): s.value
@@ -128,7 +126,64 @@ def test_observe_many_counts_as_observe_for_each_value(amounts: list[float]) -> 
             if not s.name.endswith("_created")
         }
 
-    want, got = samples(one_by_one), samples(batched)
+    want, got = samples(want_from), samples(got_from)
     assert want.keys() == got.keys()
     for k, v in want.items():
         assert math.isclose(got[k], v, rel_tol=1e-9, abs_tol=1e-6), k
+
+
+@given(
+    st.lists(st.floats(min_value=0, max_value=1e6) | st.sampled_from([0.005, 30.0]), max_size=50)
+)
+def test_observe_many_counts_as_observe_for_each_value(amounts: list[float]) -> None:
+    one_by_one, batched = _histogram(), _histogram()
+    child = one_by_one.labels("gps")
+    for a in amounts:
+        child.observe(a)
+    metrics.observe_many(batched.labels("gps"), amounts)
+    _assert_same_samples(one_by_one, batched)
+
+
+@given(_MS, st.lists(_MS, max_size=50))
+def test_observe_ages_observes_the_seconds_since_each_kafka_time(
+    now_ms: int, stamps: list[int]
+) -> None:
+    # whole milliseconds land on the 5 ms bound, and stamps after now count as 0
+    stamps += [now_ms - 5, now_ms + 10]
+    one_by_one, batched = _histogram(), _histogram()
+    child = one_by_one.labels("gps")
+    for t in stamps:
+        child.observe(max(now_ms - t, 0.0) / 1000)
+    metrics.observe_ages(batched.labels("gps"), float(now_ms), stamps)
+    _assert_same_samples(one_by_one, batched)
+
+
+_RECORD_AT = st.tuples(
+    st.sampled_from(["gps.raw", "telemetry.raw"]), st.integers(0, 3), st.integers(0, 2**40)
+)
+
+
+@given(st.lists(_RECORD_AT, max_size=40))
+def test_next_offsets_is_one_past_the_highest_offset_of_each_partition(
+    at: list[tuple[str, int, int]],
+) -> None:
+    # in any order, and in the runs of one partition that a fetch returns
+    for order in (at, sorted(at)):
+        records = [RawRecord(topic, p, offset, 0, None, None) for topic, p, offset in order]
+        want: dict[tuple[str, int], int] = {}
+        for topic, p, offset in order:
+            want[(topic, p)] = max(want.get((topic, p), 0), offset + 1)
+        assert next_offsets(records) == want
+
+
+@given(st.lists(st.uuids(), max_size=20))
+def test_uuid_text_is_the_uuids_str(ids: list[uuid.UUID]) -> None:
+    for value in ids + ids:  # the second time from memory
+        assert bulk.uuid_text(value) == str(value)
+
+
+def test_the_uuid_texts_remembered_are_bounded() -> None:
+    for i in range(bulk._TEXT_LIMIT + 10):
+        bulk.uuid_text(uuid.UUID(int=i))
+        assert len(bulk._uuid_texts) <= bulk._TEXT_LIMIT
+    assert bulk.uuid_text(uuid.UUID(int=7)) == str(uuid.UUID(int=7))

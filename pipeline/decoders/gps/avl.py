@@ -47,6 +47,8 @@ def avl_fixes(text: str, ctx: Context, data: bytes | None = None) -> list[Locati
     return [avl_fix(item, ctx, "fix" if single else f"fix {i}") for i, item in enumerate(items)]
 
 
+#: a NamedTuple built as a plain tuple, without its Python-level constructor
+_tuple: Final = tuple.__new__
 #: below this, an int converts to a float without overflow
 _EXACT_INT: Final = 2**53
 
@@ -173,7 +175,9 @@ def avl_fix(obj: dict[str, Any], ctx: Context, what: str) -> LocationFix:
     if altitude is not None:
         metadata["altitude_m"] = altitude
     metadata["received_at"] = ctx.received_at
-    return LocationFix(when, ref, lat, lon, speed, heading, accuracy, source, metadata, flags)
+    return _tuple(
+        LocationFix, (when, ref, lat, lon, speed, heading, accuracy, source, metadata, flags)
+    )
 
 
 # --- NMEA 0183 ----------------------------------------------------------------

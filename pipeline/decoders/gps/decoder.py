@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from pipeline.decoders import json_fast
 from pipeline.decoders.envelope import (
@@ -39,6 +39,8 @@ from schemas.intents import Discard
 from schemas.records import RawRecord
 
 _DAY_US = 86_400_000_000
+#: a NamedTuple built as a plain tuple, without its Python-level constructor
+_tuple: Final = tuple.__new__
 
 
 def decode_gps(
@@ -175,7 +177,9 @@ def _nmea_fix(rmc: Rmc | None, gga: Gga | None, ctx: Context) -> LocationFix | N
             flags.append("low_accuracy")
     metadata["received_at"] = ctx.received_at
     ref = ctx.key_ref(f"NMEA {kind}")
-    return LocationFix(when, ref, lat, lon, speed, course, None, DEFAULT_SOURCE, metadata, flags)
+    return _tuple(
+        LocationFix, (when, ref, lat, lon, speed, course, None, DEFAULT_SOURCE, metadata, flags)
+    )
 
 
 def _nmea_time(time_of_day_us: int, day: date | None, kafka_time: datetime) -> datetime:

@@ -28,6 +28,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 from datetime import UTC
+from uuid import UUID
 
 from orjson import dumps as _dumps
 
@@ -48,7 +49,22 @@ import_datetime()
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t* size) except NULL
 
+cdef extern from *:
+    """
+    /* the 16 big-endian bytes of a UUID's int (0 <= int < 2**128): what
+       UUID.bytes returns, without that property's Python frame */
+    static int eriop_uuid_bytes(PyObject* n, unsigned char* out) {
+    #if PY_VERSION_HEX >= 0x030D0000
+        return _PyLong_AsByteArray((PyLongObject*)n, out, 16, 0, 0, 1);
+    #else
+        return _PyLong_AsByteArray((PyLongObject*)n, out, 16, 0, 0);
+    #endif
+    }
+    """
+    int eriop_uuid_bytes(object n, unsigned char* out) except -1
+
 cdef object _UTC = UTC
+cdef object _UUID = UUID
 cdef int _K_TIME = TIME
 cdef int _K_UUID = UUID_
 cdef int _K_TEXT = TEXT
@@ -197,6 +213,13 @@ cdef int _put(Buf* b, int kind, object value) except -1:
             text = PyUnicode_AsUTF8AndSize(value, &n)
             return _put_bytes(b, text, n)
     elif kind == _K_UUID:
+        if type(value) is _UUID:
+            _reserve(b, 20)
+            p = b.data + b.size
+            _u32(p, 16)
+            eriop_uuid_bytes(value.int, <unsigned char*>(p + 4))
+            b.size += 20
+            return 0
         if not PyUnicode_Check(value):
             raw = getattr(value, "bytes", None)
             if raw is not None and type(raw) is bytes and PyBytes_GET_SIZE(raw) == 16:
