@@ -50,6 +50,8 @@ async def test_update_positions_sets_hashes_and_geo_set(
         for i in range(3)
     ]  # fmt: skip
     states.append(("r9", {}, 25.5, 61.5))  # no fields: the geo set only
+    # text that JSON escapes or carries as it is, back byte for byte
+    states.append(("r10", {"source": 'é "q" \\ \x01 \u2028 😀', "speed": "1e-05"}, 25.1, 61.1))
     live = RedisLive(redis_url)
     await live.start()
     try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from itertools import chain
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar, cast
 
@@ -48,17 +49,18 @@ for i, key in ipairs(KEYS) do
 end
 return #KEYS
 """
+# The positions as one JSON argument, [[id, lon, lat, field, value, ...], ...],
+# every item text: the client packs each argument in Python (about 0.25 us),
+# and a position of nine fields as arguments of their own was 22 of them.
 _UPDATE_POSITIONS: Final = """
-local a = 1
-for i = 2, #KEYS do
-  local n = tonumber(ARGV[a + 3])
-  if n > 0 then
-    redis.call('HSET', KEYS[i], unpack(ARGV, a + 4, a + 3 + 2 * n))
+local items = cjson.decode(ARGV[1])
+for i, item in ipairs(items) do
+  if #item > 3 then
+    redis.call('HSET', KEYS[i + 1], unpack(item, 4))
   end
-  redis.call('GEOADD', KEYS[1], ARGV[a + 1], ARGV[a + 2], ARGV[a])
-  a = a + 4 + 2 * n
+  redis.call('GEOADD', KEYS[1], item[2], item[3], item[1])
 end
-return #KEYS - 1
+return #items
 """
 _SCRIPT_CHUNK: Final = 5000
 
@@ -208,15 +210,15 @@ class RedisLive:
             self._positions = self.client.register_script(_UPDATE_POSITIONS)
         for at in range(0, len(states), _SCRIPT_CHUNK):
             chunk = states[at : at + _SCRIPT_CHUNK]
-            args: list[Any] = []
-            for rid, fields, lon, lat in chunk:
-                args += (rid, lon, lat, len(fields))
-                for item in fields.items():
-                    args += item
+            # repr: the text the client would have sent for the numbers
+            items = [
+                [rid, repr(lon), repr(lat), *chain.from_iterable(fields.items())]
+                for rid, fields, lon, lat in chunk
+            ]
             await self._call(
                 self._positions,
                 keys=[GEO_RESOURCES, *(resource_key(rid) for rid, _, _, _ in chunk)],
-                args=args,
+                args=[orjson.dumps(items)],
             )
 
     async def touch_devices(self, seen: Mapping[str, tuple[str, str]]) -> None:
