@@ -66,6 +66,8 @@ class StoreLocations:
     rows: tuple[LocationRow, ...]
     #: rows that may move ``resources.current_location`` (no blocking flags)
     moves: tuple[bool, ...] = ()
+    #: how many rows carry each flag
+    flags: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,10 +108,14 @@ class BulkIngestor:
         self.retrier = Retrier("bulk", VOLUME_PATH)
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
-        for topic, n in Counter(r.topic for r in records).items():
-            metrics.RECORDS_CONSUMED.labels(topic).inc(n)
         tele = [r for r in records if r.topic == TELEMETRY]
         gps = [r for r in records if r.topic == GPS]
+        consumed = {TELEMETRY: len(tele), GPS: len(gps)}
+        if len(tele) + len(gps) < len(records):
+            consumed = Counter(r.topic for r in records)
+        for topic, n in consumed.items():
+            if n:
+                metrics.RECORDS_CONSUMED.labels(topic).inc(n)
         done: set[tuple[str, int, int]] = set()
 
         async def telemetry(batch: Sequence[RawRecord]) -> None:
@@ -229,8 +233,7 @@ class BulkIngestor:
             if prev is None or prev.time < row.time:
                 newest[rid] = row
         # label lookups once per flag and batch, not once per flagged fix
-        flagged = Counter(flag for row in rows for flag in row.metadata.get("flags", ()))
-        for flag, n in flagged.items():
+        for flag, n in assessed.flags.items():
             metrics.LOCATION_FLAGS.labels(flag).inc(n)
 
         # group rows back to their records for accounting

@@ -21,6 +21,7 @@ resource, in bulk for the batch that first names it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -159,6 +160,8 @@ class PlausibilityTracker:
         # keyed by the UUID's int: UUID's own __hash__ is Python code, run per fix
         self._states: dict[int, _State] = {}
         self._undo: dict[int, _State] = {}
+        #: how often each flag was given in the batch being assessed
+        self._flagged: Counter[str] = Counter()
 
     def last_accepted(self, resource_id: UUID) -> AcceptedFix | None:
         """The reference fix of a resource, for the sink to persist."""
@@ -206,26 +209,27 @@ class PlausibilityTracker:
                 states[key] = _State(last=loaded.get(rid))
         undo: dict[int, _State] = {}
         self._undo = undo
+        # a fix's info gives its state and top speed in one lookup
+        by_info: dict[int, tuple[_State, float]] = {}
+        for at, (key, v_max) in known.items():
+            state = states[key]
+            if key not in undo:
+                undo[key] = _State(state.last, list(state.rejected))
+            by_info[at] = (state, v_max)
+        self._flagged = flagged = Counter[str]()
         rows: list[LocationRow] = []
         moves: list[bool] = []
         assess_one = self._assess_one
         for fix, info in fixes:
-            key, v_max = known[id(info)]
-            state = states[key]
-            if key not in undo:
-                undo[key] = _State(state.last, list(state.rejected))
+            state, v_max = by_info[id(info)]
             row, moved = assess_one(fix, info, state, v_max)
             rows.append(row)
             moves.append(moved)
-        return StoreLocations(rows=tuple(rows), moves=tuple(moves))
+        return StoreLocations(rows=tuple(rows), moves=tuple(moves), flags=dict(flagged))
 
-    def _low_accuracy(self, fix: LocationFix) -> bool:
+    def _low_dop(self, meta: Mapping[str, Any]) -> bool:
+        """Whether an NMEA fix's HDOP or satellite count is below the bar."""
         s = self._settings
-        if fix.accuracy is not None and fix.accuracy > s.max_accuracy_m:
-            return True
-        meta = fix.metadata
-        if "hdop" not in meta and "satellites" not in meta:
-            return False  # JSON AVL: only the accuracy radius tells
         hdop = meta.get("hdop")
         satellites = meta.get("satellites")
         return (isinstance(hdop, int | float) and hdop > s.max_hdop) or (
@@ -235,19 +239,24 @@ class PlausibilityTracker:
     def _assess_one(
         self, fix: LocationFix, info: ResourceInfo, state: _State, v_max: float
     ) -> tuple[LocationRow, bool]:
-        flags = list(fix.flags)
-        if "low_accuracy" not in flags and self._low_accuracy(fix):
+        when, _, lat, lon, speed, heading, accuracy, source, meta, fix_flags = fix
+        flags = list(fix_flags)
+        # JSON AVL has only the accuracy radius; NMEA may have HDOP and satellites
+        if "low_accuracy" not in flags and (
+            (accuracy is not None and accuracy > self._settings.max_accuracy_m)
+            or (("hdop" in meta or "satellites" in meta) and self._low_dop(meta))
+        ):
             flags.append("low_accuracy")
-        here = _tuple(AcceptedFix, (fix.time, fix.lat, fix.lon, fix.accuracy))
-        metadata: dict[str, Any] = dict(fix.metadata)
+        here = _tuple(AcceptedFix, (when, lat, lon, accuracy))
+        metadata: dict[str, Any] = dict(meta)
         last = state.last
         if last is not None:
-            speed = implied_speed(last, here)
-            if speed is None:
+            implied = implied_speed(last, here)
+            if implied is None:
                 flags.append("out_of_order")
             else:
-                metadata["implied_speed_mps"] = round_mm(speed)
-                if speed > v_max:
+                metadata["implied_speed_mps"] = round_mm(implied)
+                if implied > v_max:
                     flags.append("teleport")
 
         blocking = set(flags) - _ACCEPTABLE if flags else _NONE
@@ -265,13 +274,15 @@ class PlausibilityTracker:
             if state.rejected:
                 state.rejected.clear()
         metadata["flags"] = flags
+        if flags:
+            self._flagged.update(flags)
         # NamedTuple constructors are Python functions; building the tuples
         # directly gives the same objects at a fraction of the cost per fix
         row = _tuple(
             LocationRow,
             (
-                fix.time, info.id, info.type, _tuple(GeoPoint, (fix.lon, fix.lat)), fix.speed,
-                fix.heading, fix.accuracy, fix.source, metadata,
+                when, info.id, info.type, _tuple(GeoPoint, (lon, lat)), speed, heading, accuracy,
+                source, metadata,
             ),
         )  # fmt: skip
         return row, accepted

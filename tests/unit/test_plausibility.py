@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,7 +82,10 @@ def gps(
 async def run(
     tracker: PlausibilityTracker, *fixes: LocationFix, info: ResourceInfo = VEHICLE
 ) -> StoreLocations:
-    return await tracker.assess([(f, info) for f in fixes])
+    out = await tracker.assess([(f, info) for f in fixes])
+    # every batch's count of flags is the count of its rows' flags
+    assert out.flags == Counter(flag for row in out.rows for flag in row.metadata["flags"])
+    return out
 
 
 def flags_of(out: StoreLocations) -> list[list[str]]:

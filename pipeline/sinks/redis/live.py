@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from itertools import chain
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from itertools import chain
 from typing import Any, Final, TypeVar, cast
 
 import orjson
