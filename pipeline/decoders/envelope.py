@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import orjson
 import pydantic
 
 from pipeline.errors import DecodeError, ValidationError
@@ -132,10 +133,12 @@ def parse_timestamp(value: Any, field: str) -> datetime:
 
 
 def iso_utc(dt: datetime) -> str:
-    """ISO 8601 in UTC with ``Z``; microseconds only when present."""
-    dt = dt.astimezone(UTC)
-    text = dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+    """ISO 8601 in UTC with ``Z``; microseconds only when present.
+
+    orjson writes exactly that (RFC 3339) at a third of ``isoformat``'s cost
+    (tests/unit/test_hot_path_helpers.py compares the two).
+    """
+    return orjson.dumps(dt.astimezone(UTC), option=orjson.OPT_UTC_Z)[1:-1].decode()
 
 
 # A batch shares one pipeline clock reading and its records mostly share the

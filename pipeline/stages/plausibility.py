@@ -24,17 +24,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from itertools import pairwise
-from math import asin, cos, floor, radians, sin, sqrt
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, Protocol
 from uuid import UUID
 
 from pipeline.errors import NormalizeError
 from pipeline.settings import GpsSettings
+from pipeline.stages.geodesy import AcceptedFix, implied_speed, round_mm
 from schemas.canonical import GeoPoint, LocationFix, LocationRow
-from schemas.gps import CANONICAL_UUID_RE, EARTH_RADIUS_M
+from schemas.gps import CANONICAL_UUID_RE
 from schemas.intents import StoreLocations
+
+__all__ = ["AcceptedFix", "LastFixLoader", "PlausibilityTracker", "ResourceInfo", "resolve_ref"]
 
 #: flags that still let a fix become the new position
 _ACCEPTABLE: Final = frozenset({"estimated"})
@@ -54,19 +55,6 @@ class ResourceInfo:
     max_speed_mps: float | None = None
 
 
-class AcceptedFix(NamedTuple):
-    """A resource's reference position: its last accepted fix.
-
-    A tuple, so that the tracker builds one per fix as a plain tuple (a
-    dataclass's constructor is Python code, several times the cost).
-    """
-
-    time: datetime
-    lat: float
-    lon: float
-    accuracy: float | None
-
-
 class LastFixLoader(Protocol):
     """Where the last accepted fix of a resource is kept between runs."""
 
@@ -80,49 +68,6 @@ class _State:
     last: AcceptedFix | None
     #: teleport-flagged fixes since the last accepted one, oldest first
     rejected: list[AcceptedFix] = field(default_factory=list)
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres on the mean Earth sphere (R = 6 371 008.8 m)."""
-    p1, p2 = radians(lat1), radians(lat2)
-    a = sin((p2 - p1) / 2) ** 2 + cos(p1) * cos(p2) * sin(radians(lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_M * asin(min(1.0, sqrt(a)))
-
-
-def round_mm(x: float) -> float:
-    """``round(x, 3)``, without its decimal conversion in the usual case.
-
-    ``round`` formats the exact binary value in decimal, which costs as much as
-    the rest of a fix's plausibility check. Away from a tie (the thousandths
-    fraction not within 1e-6 of one half) the nearest integer to ``x * 1000``
-    is the same whether the product is exact or rounded (its error is below
-    1e-6 while ``|x * 1000| < 2**32``), and ``n / 1000``, one correctly
-    rounded division, is the double nearest to the decimal ``n / 1000``: what
-    ``round`` returns. Ties, negative, large and non-finite values go to ``round``.
-    """
-    y = x * 1000.0
-    if 0.0 < y < 4e9:
-        n = floor(y)
-        frac = y - n
-        if not 0.499999 < frac < 0.500001:
-            return (n + 1 if frac > 0.5 else n) / 1000.0
-    elif y == 0.0:
-        return x  # either zero, sign kept, as round keeps it
-    return round(x, 3)
-
-
-def implied_speed(a: AcceptedFix, b: AcceptedFix) -> float | None:
-    """Speed needed to get from ``a`` to ``b``; None when ``b`` is not later.
-
-    The accuracy radii are subtracted from the distance first (unknown = 0), so
-    two fixes whose error circles overlap imply no movement at all.
-    """
-    seconds = (b.time - a.time).total_seconds()
-    if seconds <= 0:
-        return None
-    d = haversine_m(a.lat, a.lon, b.lat, b.lon)
-    d_eff = max(0.0, d - (a.accuracy or 0.0) - (b.accuracy or 0.0))
-    return d_eff / seconds
 
 
 def resolve_ref(

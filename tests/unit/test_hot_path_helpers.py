@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import shapely
 from hypothesis import given
@@ -22,6 +22,13 @@ from schemas.records import RawRecord
 
 # Kafka timestamps from 1970 to 2100, including the -1 of a record without one
 _MS = st.integers(min_value=-1, max_value=4_102_444_800_000)
+_EDGE_DATETIMES = [
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(999, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+    datetime(2026, 12, 8, 4, 0, 0, 1000, tzinfo=UTC),
+    datetime(2026, 12, 8, 4, 0, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+]
 
 
 @given(st.lists(_MS, min_size=1, max_size=20))
@@ -29,6 +36,26 @@ def test_received_at_iso_is_iso_utc_of_the_kafka_time(stamps: list[int]) -> None
     # consecutive calls share the cached second; every answer must still be exact
     for ms in stamps + sorted(stamps):
         assert received_at_iso(ms) == iso_utc(datetime.fromtimestamp(ms / 1000, tz=UTC))
+
+
+def _isoformat_utc(dt: datetime) -> str:
+    # the plain computation iso_utc stands in for
+    dt = dt.astimezone(UTC)
+    text = dt.isoformat(timespec="microseconds" if dt.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+@given(st.datetimes(timezones=st.none() | st.timezones()) | st.sampled_from(_EDGE_DATETIMES))
+def test_iso_utc_is_isoformat_in_utc_with_z(dt: datetime) -> None:
+    try:
+        want: object = _isoformat_utc(dt)
+    except OverflowError:
+        want = OverflowError  # moved past datetime's range by its offset
+    try:
+        got: object = iso_utc(dt)
+    except OverflowError:
+        got = OverflowError
+    assert got == want
 
 
 @given(

@@ -15,14 +15,12 @@ from hypothesis import strategies as st
 
 from pipeline.errors import InputError
 from pipeline.settings import GpsSettings
+from pipeline.stages.geodesy import haversine_m, implied_speed, round_mm
 from pipeline.stages.plausibility import (
     AcceptedFix,
     PlausibilityTracker,
     ResourceInfo,
-    haversine_m,
-    implied_speed,
     resolve_ref,
-    round_mm,
 )
 from schemas.canonical import LocationFix
 from schemas.intents import StoreLocations

@@ -1,0 +1,3 @@
+from typing import Any
+
+def implied_speed(a: Any, b: Any) -> float | None: ...
