@@ -36,6 +36,16 @@ def _source(name: str) -> Path:
     return path if (HERE / path).is_file() else path.with_suffix(".pyx")
 
 
+def _digest(path: Path) -> str:
+    """SHA-256 of a source; a Cython source's covers the .pxd files it may cimport
+    (pipeline.compiled computes the same)."""
+    h = hashlib.sha256(path.read_bytes())
+    if path.suffix == ".pyx":
+        for pxd in sorted((HERE / "pipeline").glob("*.pxd")):
+            h.update(pxd.read_bytes())
+    return h.hexdigest()
+
+
 def _extensions() -> list[Extension]:
     if os.environ.get("ERIOP_PURE_PYTHON", "") not in ("", "0"):
         return []
@@ -76,10 +86,7 @@ class BuildWithManifest(build_ext):
     def run(self) -> None:
         self._built: list[str] = []
         super().run()
-        built = {
-            name: hashlib.sha256((HERE / _source(name)).read_bytes()).hexdigest()
-            for name in self._built
-        }
+        built = {name: _digest(HERE / _source(name)) for name in self._built}
         root = HERE if self.inplace else Path(self.build_lib)
         (root / MANIFEST).write_text(json.dumps(built, indent=1, sort_keys=True) + "\n")
 

@@ -52,7 +52,13 @@ def _source_of(name: str) -> Path:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """SHA-256 of a source; a Cython source's covers the .pxd files it may cimport
+    (setup.py computes the same)."""
+    h = hashlib.sha256(path.read_bytes())
+    if path.suffix == ".pyx":
+        for pxd in sorted(_HERE.glob("*.pxd")):
+            h.update(pxd.read_bytes())
+    return h.hexdigest()
 
 
 class _FreshExtensions:

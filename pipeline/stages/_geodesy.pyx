@@ -8,22 +8,13 @@ Anything else (another time zone, an int, a non-finite value) goes to the
 Python function itself, so the answer never differs.
 """
 
-from cpython.datetime cimport (
-    PyDateTime_Check,
-    PyDateTime_DATE_GET_HOUR,
-    PyDateTime_DATE_GET_MICROSECOND,
-    PyDateTime_DATE_GET_MINUTE,
-    PyDateTime_DATE_GET_SECOND,
-    PyDateTime_GET_DAY,
-    PyDateTime_GET_MONTH,
-    PyDateTime_GET_YEAR,
-    datetime_tzinfo,
-    import_datetime,
-)
+from cpython.datetime cimport PyDateTime_Check, datetime_tzinfo, import_datetime
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.math cimport M_PI, asin, cos, isfinite, pow, sin, sqrt
 from libc.stdint cimport int64_t
+
+from pipeline._instants cimport field_micros
 
 from datetime import UTC
 
@@ -37,29 +28,6 @@ cdef double _R = EARTH_RADIUS_M
 cdef double _DEG_TO_RAD = M_PI / 180.0
 # beyond 2**53 µs (285 years) a difference is no longer exact as a double
 cdef int64_t _EXACT = 9007199254740992
-
-
-cdef inline int64_t _days(int64_t y, int64_t m, int64_t d) noexcept:
-    # days from 1970-01-01 of a proleptic Gregorian date
-    cdef int64_t era, yoe, doy, doe
-    if m <= 2:
-        y -= 1
-    era = (y if y >= 0 else y - 399) // 400
-    yoe = y - era * 400
-    doy = (153 * (m - 3 if m > 2 else m + 9) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
-cdef inline int64_t _micros(object t) noexcept:
-    cdef int64_t days = _days(PyDateTime_GET_YEAR(t), PyDateTime_GET_MONTH(t), PyDateTime_GET_DAY(t))
-    cdef int64_t s = (
-        days * 86400
-        + PyDateTime_DATE_GET_HOUR(t) * 3600
-        + PyDateTime_DATE_GET_MINUTE(t) * 60
-        + PyDateTime_DATE_GET_SECOND(t)
-    )
-    return s * 1000000 + PyDateTime_DATE_GET_MICROSECOND(t)
 
 
 cdef inline bint _utc_time(object t):
@@ -98,7 +66,7 @@ def implied_speed(a, b):
         and _radius(ra) and _radius(rb)
     ):
         return _python(a, b)
-    diff = _micros(tb) - _micros(ta)
+    diff = field_micros(tb) - field_micros(ta)
     if diff <= 0:
         return None
     if diff >= _EXACT:

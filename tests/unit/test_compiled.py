@@ -161,3 +161,18 @@ def test_an_extension_of_cython_source_is_loaded_only_while_fresh(
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert probe.stdout.strip() == "None"
+
+
+def test_a_cython_sources_digest_covers_the_shared_pxd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a change to pipeline/*.pxd makes every extension built from Cython source stale
+    (tmp_path / "_shared.pxd").write_text("cdef int a\n")
+    pyx, py = tmp_path / "m.pyx", tmp_path / "m.py"
+    pyx.write_text("x = 1\n")
+    py.write_text("x = 1\n")
+    monkeypatch.setattr(compiled, "_HERE", tmp_path)
+    before, python_before = compiled._digest(pyx), compiled._digest(py)
+    (tmp_path / "_shared.pxd").write_text("cdef int b\n")
+    assert compiled._digest(pyx) != before
+    assert compiled._digest(py) == python_before

@@ -9,23 +9,14 @@ function as in copy_binary, so the meaning never differs.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.datetime cimport (
-    PyDateTime_Check,
-    PyDateTime_DATE_GET_HOUR,
-    PyDateTime_DATE_GET_MICROSECOND,
-    PyDateTime_DATE_GET_MINUTE,
-    PyDateTime_DATE_GET_SECOND,
-    PyDateTime_GET_DAY,
-    PyDateTime_GET_MONTH,
-    PyDateTime_GET_YEAR,
-    datetime_tzinfo,
-    import_datetime,
-)
+from cpython.datetime cimport PyDateTime_Check, datetime_tzinfo, import_datetime
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.tuple cimport PyTuple_Check, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.unicode cimport PyUnicode_Check
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
+
+from pipeline._instants cimport field_micros
 
 from datetime import UTC
 from uuid import UUID
@@ -76,6 +67,8 @@ cdef int _K_JSONB = JSONB
 cdef int64_t _AT_INFINITY = 252455615999999999
 cdef int64_t _AT_NEGATIVE_INFINITY = -63082281600000000
 cdef int64_t _INFINITY = 0x7FFFFFFFFFFFFFFF
+# PostgreSQL counts from 2000-01-01: 10,957 days after 1970-01-01
+cdef int64_t _MICROS_1970_TO_2000 = 10957 * 86400 * 1000000
 cdef int64_t _NEGATIVE_INFINITY = -_INFINITY - 1
 
 
@@ -137,18 +130,6 @@ cdef inline uint64_t _bits(double d) noexcept:
     return u
 
 
-cdef inline int64_t _days_from_2000(int64_t y, int64_t m, int64_t d) noexcept:
-    # days from civil (proleptic Gregorian), from 1970-01-01, less 2000-01-01's
-    cdef int64_t era, yoe, doy, doe
-    if m <= 2:
-        y -= 1
-    era = (y if y >= 0 else y - 399) // 400
-    yoe = y - era * 400
-    doy = (153 * (m - 3 if m > 2 else m + 9) + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468 - 10957
-
-
 cdef int _put_bytes(Buf* b, const char* src, Py_ssize_t n) except -1:
     _reserve(b, 4 + n)
     _u32(b.data + b.size, <uint32_t>n)
@@ -176,20 +157,7 @@ cdef int _put(Buf* b, int kind, object value) except -1:
     cdef char* p
     if kind == _K_TIME:
         if PyDateTime_Check(value) and datetime_tzinfo(value) is _UTC:
-            micros = (
-                (
-                    (
-                        _days_from_2000(
-                            PyDateTime_GET_YEAR(value),
-                            PyDateTime_GET_MONTH(value),
-                            PyDateTime_GET_DAY(value),
-                        ) * 24
-                        + PyDateTime_DATE_GET_HOUR(value)
-                    ) * 60
-                    + PyDateTime_DATE_GET_MINUTE(value)
-                ) * 60
-                + PyDateTime_DATE_GET_SECOND(value)
-            ) * 1000000 + PyDateTime_DATE_GET_MICROSECOND(value)
+            micros = field_micros(value) - _MICROS_1970_TO_2000
             if micros == _AT_INFINITY:
                 micros = _INFINITY
             elif micros == _AT_NEGATIVE_INFINITY:
